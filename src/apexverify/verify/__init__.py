@@ -1,0 +1,1 @@
+"""Verification engines behind one :class:`~apexverify.verify.base.Verifier` interface."""

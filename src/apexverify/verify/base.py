@@ -1,0 +1,185 @@
+"""The contract every verification engine implements.
+
+An engine receives *normalized* values (emails with a lower-case IDNA domain, phones in
+E.164), verifies them however it likes (grouping, concurrency, network look-ups) and returns
+one outcome per item, in the same order. An outcome is either a final result or a
+:class:`Retry` that asks the caller to try that item again later (greylisting, provider rate
+limits): the batch runner stores the retry time in the database, so a retry survives restarts.
+
+Engines import nothing from the web or database layers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
+
+RecordType = Literal["email", "phone"]
+Verdict = Literal["valid", "wrong", "unknown"]
+
+EMAIL_QUALITIES = ("good", "bad", "risky", "unknown")
+EMAIL_RESULTS = ("ok", "invalid", "error", "unknown")
+PHONE_TYPES = (
+    "mobile",
+    "landline",
+    "mobile_or_landline",
+    "voip",
+    "toll_free",
+    "premium",
+    "shared_cost",
+    "pager",
+    "voicemail_only",
+    "bad_format",
+    "unknown",
+)
+PHONE_STATUSES = (
+    "live",
+    "dead",
+    "absent_subscriber",
+    "no_teleservice_provisioned",
+    "not_available_network_only",
+    "no_coverage",
+    "not_applicable",
+    "inconclusive",
+)
+
+
+def _verdict(valid: bool, wrong: bool) -> Verdict:
+    if valid:
+        return "valid"
+    if wrong:
+        return "wrong"
+    return "unknown"
+
+
+@dataclass
+class EmailResult:
+    """The ten documented email fields, plus engine-specific ``extra`` fields.
+
+    ``extra`` is appended after the documented fields in exports (for example
+    ``did_you_mean``, ``smtp_code``, ``smtp_reply``, ``mx_host``).
+    """
+
+    valid: bool
+    wrong: bool
+    unknown: bool
+    quality: str
+    result: str
+    is_syntax_error: bool = False
+    is_free: bool = False
+    is_role: bool = False
+    is_disposable: bool = False
+    is_catch_all: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        return _verdict(self.valid, self.wrong)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        data.update(extra)
+        return data
+
+    @classmethod
+    def syntax_error(cls) -> EmailResult:
+        return cls(
+            valid=False, wrong=True, unknown=False, quality="bad", result="invalid",
+            is_syntax_error=True,
+        )
+
+
+@dataclass
+class PhoneResult:
+    """The documented phone fields, plus engine-specific ``extra`` fields."""
+
+    valid: bool
+    wrong: bool
+    unknown: bool
+    type: str
+    status: str
+    is_syntax_error: bool = False
+    is_ported: bool = False
+    current_network_mcc: str | None = None
+    current_network_mnc: str | None = None
+    operator: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        return _verdict(self.valid, self.wrong)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        data.update(extra)
+        return data
+
+    @classmethod
+    def syntax_error(cls) -> PhoneResult:
+        return cls(
+            valid=False, wrong=True, unknown=False, type="bad_format", status="not_applicable",
+            is_syntax_error=True,
+        )
+
+
+Result = EmailResult | PhoneResult
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try this item again in ``after_seconds`` (greylisting, rate limits, transient errors)."""
+
+    after_seconds: float
+    reason: str = ""
+
+
+Outcome = Result | Retry
+
+
+@dataclass(frozen=True)
+class VerifyItem:
+    """One normalized value; ``attempt`` counts from 1 and grows with each :class:`Retry`."""
+
+    value: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    target_country: str = "US"
+    max_attempts: int = 3
+
+
+class Verifier(ABC):
+    """A verification engine for one record type."""
+
+    record_type: ClassVar[RecordType]
+
+    @abstractmethod
+    async def verify_many(
+        self, items: Sequence[VerifyItem], context: VerifyContext
+    ) -> list[Outcome]:
+        """Return one outcome per item, in order. On the last allowed attempt
+        (``item.attempt >= context.max_attempts``) an engine must return a final result
+        (``unknown`` when still inconclusive), never a :class:`Retry`."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
+        """Release connections and caches."""
+
+
+def syntax_error_result(record_type: RecordType) -> Result:
+    return EmailResult.syntax_error() if record_type == "email" else PhoneResult.syntax_error()
+
+
+def result_from_dict(record_type: RecordType, data: dict[str, Any]) -> Result:
+    """Rebuild a result stored as JSON (the identity field, if present, is dropped)."""
+    data = dict(data)
+    data.pop(record_type, None)
+    cls = EmailResult if record_type == "email" else PhoneResult
+    known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+    core = {k: data.pop(k) for k in list(data) if k in known}
+    return cls(**core, extra=data)  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+"""Sandbox engine: deterministic verdicts from documented magic values, no network.
+
+Accounts created with ``--sandbox`` use it; ``docs/sandbox.md`` lists every magic value.
+Email: the local part (before any ``+tag``) decides. Phone: the last digit of the E.164 number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from .base import (
+    EmailResult,
+    Outcome,
+    PhoneResult,
+    RecordType,
+    Verifier,
+    VerifyContext,
+    VerifyItem,
+)
+
+_FREE_DOMAINS = frozenset({"gmail.com", "yahoo.com", "outlook.com", "hotmail.com"})
+
+
+def _email(kind: str, domain: str) -> EmailResult:
+    free = domain in _FREE_DOMAINS
+    if kind == "invalid":
+        return EmailResult(False, True, False, "bad", "invalid", is_free=free)
+    if kind == "unknown":
+        return EmailResult(False, False, True, "unknown", "unknown", is_free=free)
+    if kind == "catchall":
+        return EmailResult(False, False, True, "risky", "ok", is_free=free, is_catch_all=True)
+    if kind == "disposable":
+        return EmailResult(False, False, True, "risky", "ok", is_disposable=True)
+    if kind == "role":
+        return EmailResult(True, False, False, "risky", "ok", is_free=free, is_role=True)
+    if kind == "error":
+        return EmailResult(False, False, True, "unknown", "error", is_free=free)
+    return EmailResult(True, False, False, "good", "ok", is_free=free)
+
+
+_EMAIL_MAGIC = ("valid", "invalid", "unknown", "catchall", "disposable", "role", "error")
+
+# Last digit of the E.164 number -> (verdict, type, status, ported)
+_PHONE_MAGIC: dict[str, tuple[str, str, str, bool]] = {
+    "0": ("valid", "mobile", "live", False),
+    "1": ("valid", "mobile", "live", True),
+    "2": ("wrong", "mobile", "dead", False),
+    "3": ("unknown", "mobile", "absent_subscriber", False),
+    "4": ("valid", "landline", "not_applicable", False),
+    "5": ("unknown", "mobile", "inconclusive", False),
+    "6": ("valid", "voip", "not_applicable", False),
+    "7": ("wrong", "mobile", "no_teleservice_provisioned", False),
+    "8": ("unknown", "mobile", "no_coverage", False),
+    "9": ("valid", "mobile_or_landline", "not_applicable", False),
+}
+
+
+def sandbox_email(value: str) -> EmailResult:
+    local, _, domain = value.rpartition("@")
+    kind = local.split("+", 1)[0].lower()
+    return _email(kind if kind in _EMAIL_MAGIC else "valid", domain.lower())
+
+
+def sandbox_phone(value: str) -> PhoneResult:
+    verdict, kind, status, ported = _PHONE_MAGIC.get(value[-1:], _PHONE_MAGIC["5"])
+    live = status == "live"
+    return PhoneResult(
+        valid=verdict == "valid",
+        wrong=verdict == "wrong",
+        unknown=verdict == "unknown",
+        type=kind,
+        status=status,
+        is_ported=ported,
+        current_network_mcc="001" if live else None,
+        current_network_mnc="01" if live else None,
+        operator="Sandbox Mobile" if live else None,
+        extra={"sandbox": True},
+    )
+
+
+class SandboxVerifier(Verifier):
+    """Deterministic engine; ``latency_ms`` simulates work per call (progress demos, tests)."""
+
+    def __init__(self, record_type: RecordType, latency_ms: int = 0) -> None:
+        self.record_type = record_type  # type: ignore[misc]
+        self._latency = latency_ms / 1000
+
+    async def verify_many(
+        self, items: Sequence[VerifyItem], context: VerifyContext
+    ) -> list[Outcome]:
+        if self._latency:
+            await asyncio.sleep(self._latency)
+        decide = sandbox_email if self.record_type == "email" else sandbox_phone
+        return [decide(item.value) for item in items]
