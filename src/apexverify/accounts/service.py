@@ -1,0 +1,141 @@
+"""Accounts, API keys and credit top-ups. Functions take a session and never commit: the
+caller's transaction (``Store.write()``) does."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..credits import from_milli, to_milli
+from ..errors import BadRequest, NotFound
+from ..store.models import Account, ApiKey, CreditMovement, utcnow
+from .keys import display_prefix, generate_key, hash_key
+
+CREDIT_TYPES = ("email", "phone")
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    api_key: str  # plaintext: returned once, never stored
+
+
+def create_account(
+    session: Session,
+    name: str,
+    *,
+    sandbox: bool = False,
+    email_credits: float = 0,
+    phone_credits: float = 0,
+    key_label: str = "default",
+) -> tuple[Account, NewKey]:
+    account = Account(id=str(uuid.uuid4()), name=name, sandbox=sandbox)
+    session.add(account)
+    session.flush()
+    for credit_type, amount in (("email", email_credits), ("phone", phone_credits)):
+        if amount:
+            add_credits(session, account.id, credit_type, amount, note="initial credits")
+    return account, create_key(session, account.id, key_label)
+
+
+def create_key(session: Session, account_id: str, label: str = "") -> NewKey:
+    get_account(session, account_id)
+    plaintext = generate_key()
+    key = ApiKey(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        label=label[:255],
+        key_hash=hash_key(plaintext),
+        prefix=display_prefix(plaintext),
+    )
+    session.add(key)
+    session.flush()
+    return NewKey(key_id=key.id, api_key=plaintext)
+
+
+def list_keys(session: Session, account_id: str) -> list[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
+    return list(session.scalars(stmt))
+
+
+def revoke_key(session: Session, account_id: str, key_id: str) -> None:
+    stmt = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if session.execute(stmt).rowcount == 0:
+        raise NotFound("No active API key with that id.")
+
+
+def authenticate(session: Session, plaintext: str) -> tuple[Account, ApiKey] | None:
+    stmt = (
+        select(Account, ApiKey)
+        .join(ApiKey, ApiKey.account_id == Account.id)
+        .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))
+    )
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def get_account(session: Session, account_id: str) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"No account {account_id}.")
+    return account
+
+
+def list_accounts(session: Session) -> list[Account]:
+    return list(session.scalars(select(Account).order_by(Account.created_at)))
+
+
+def add_credits(
+    session: Session, account_id: str, credit_type: str, amount: float, note: str = "top-up"
+) -> None:
+    if credit_type not in CREDIT_TYPES:
+        raise BadRequest(f"credit type must be one of {', '.join(CREDIT_TYPES)}")
+    milli = to_milli(amount)
+    column = _balance_column(credit_type)
+    # A negative adjustment may not take the balance below zero.
+    stmt = (
+        update(Account)
+        .where(Account.id == account_id, column + milli >= 0)
+        .values({column: column + milli})
+    )
+    if session.execute(stmt).rowcount == 0:
+        get_account(session, account_id)
+        raise BadRequest("That adjustment would make the balance negative.")
+    session.add(
+        CreditMovement(
+            account_id=account_id, kind="topup", credit_type=credit_type, amount_milli=milli,
+            note=note,
+        )
+    )
+
+
+def balances(account: Account) -> dict[str, float]:
+    return {
+        "email_credit": from_milli(account.email_credit_milli),
+        "phone_credit": from_milli(account.phone_credit_milli),
+    }
+
+
+def _balance_column(credit_type: str):  # type: ignore[no-untyped-def]
+    return Account.email_credit_milli if credit_type == "email" else Account.phone_credit_milli
+
+
+def key_summary(key: ApiKey) -> dict[str, str | None]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": key.id,
+        "label": key.label,
+        "prefix": key.prefix,
+        "created_at": iso(key.created_at),
+        "revoked_at": iso(key.revoked_at),
+    }

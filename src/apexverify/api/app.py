@@ -1,0 +1,90 @@
+"""The FastAPI application: wiring only. Lifespan = migrate, start the job runner, resume."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from ..batches import tasks
+from ..batches.context import Services
+from ..batches.hashing import load_secret
+from ..batches.parsing import shutdown_pool
+from ..jobs.inprocess import InProcessRunner
+from ..settings import Settings
+from ..store.db import Store
+from ..store.migrate import upgrade
+from . import errors
+from .ratelimit import RateLimiter
+from .routers import account, batches, unit
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings) -> Services:
+    store = Store(settings.database_url)
+    return Services(
+        settings=settings,
+        store=store,
+        jobs=InProcessRunner(),
+        secret=load_secret(settings.secret_key, settings.data_dir),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        upgrade(services.store)
+        tasks.register(services.jobs, services)
+        await services.jobs.start()
+        resumed = await tasks.resume_all(services)
+        if resumed:
+            log.info("resumed %d unfinished batches", resumed)
+        yield
+        await services.jobs.stop()
+        shutdown_pool()
+        services.store.dispose()
+
+    app = FastAPI(
+        title="ApexVerify",
+        version="1.0.0",
+        description="Self-hosted ApexVerify v1 API: batch verification of emails and phones.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
+    errors.install(app)
+    app.include_router(batches.router)
+    app.include_router(account.router)
+    app.include_router(unit.router)
+
+    @app.middleware("http")
+    async def rate_limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        key = request.headers.get("x-api-key")
+        client = request.client.host if request.client else "unknown"
+        decision = await app.state.limiter.hit(key, client)
+        if not decision.allowed:
+            response: Response = JSONResponse(
+                {"message": "Too Many Requests"}, status_code=429,
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+        else:
+            response = await call_next(request)
+        response.headers.update(decision.headers())
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

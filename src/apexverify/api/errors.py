@@ -1,0 +1,72 @@
+"""One place that turns errors into the spec's bodies: ``{"message": ...}`` for every status
+except 422, which keeps FastAPI's ``{"detail": [...]}``. Nothing ever leaks a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import ApexError, ParseError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_MESSAGES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+}
+
+
+def _jsonable_errors(exc: RequestValidationError) -> list[dict]:
+    errors = []
+    for error in exc.errors():
+        item = {k: error[k] for k in ("loc", "msg", "type") if k in error}
+        if "input" in error:
+            raw = error["input"]
+            item["input"] = raw if isinstance(raw, str | int | float | bool | None) else str(raw)
+            if isinstance(item["input"], str) and len(item["input"]) > 200:
+                item["input"] = item["input"][:200] + "…"
+        if "ctx" in error:
+            item["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+        errors.append(item)
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApexError)
+    async def _apex(_request: Request, exc: ApexError) -> JSONResponse:
+        body: dict[str, str] = {"message": exc.message}
+        headers = {}
+        if isinstance(exc, ParseError):
+            body = {"status": "parse_error", "message": exc.message}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else None
+        message = message or _DEFAULT_MESSAGES.get(exc.status_code, "Error")
+        return JSONResponse({"message": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            {"message": "Internal Server Error. Please contact support at "
+                        "contact@apexverify.com..."},
+            status_code=500,
+        )

@@ -1,0 +1,162 @@
+"""The batch endpoints of the ApexVerify v1 API (workflow guide steps 1-7, list, delete)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid as uuidlib
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+
+from ...batches import exports, service, views
+from ...batches.context import Services
+from ...batches.params import BatchParameters
+from ...store.models import Account
+from ..deps import current_account, get_services
+from ..uploads import receive_upload
+
+router = APIRouter(prefix="/v1/batch", tags=["batch"])
+
+Auth = Annotated[Account, Depends(current_account)]
+Svc = Annotated[Services, Depends(get_services)]
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_OPTIONAL_FORM_FIELDS = (
+    "target_audience", "target_market_industry", "target_objective", "use_account_cache",
+    "max_account_cache_backoff", "use_global_cache", "max_global_cache_backoff",
+    "remove_duplicate", "remove_wrong_email_format", "remove_wrong_phone_format",
+)
+
+
+def _params_or_422(data: dict[str, Any], loc: str) -> BatchParameters:
+    try:
+        return BatchParameters.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": (loc, *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+@router.post("", summary="Upload a file")
+async def upload(
+    request: Request,
+    account: Auth,
+    services: Svc,
+    file: Annotated[UploadFile, File(description="UTF-8 text, one entry per line")],
+    name: Annotated[str, Form(min_length=1, max_length=255)],
+    type: Annotated[Literal["email", "phone"], Form()],
+    target_country: Annotated[str, Form()],
+    description: Annotated[str | None, Form(max_length=2048)] = None,
+) -> dict[str, Any]:
+    """Step 1: upload a list. Parsing starts at once with the upload's parameters."""
+    form = await request.form()
+    data: dict[str, Any] = {"type": type, "target_country": target_country}
+    for field in _OPTIONAL_FORM_FIELDS:
+        value = form.get(field)
+        if isinstance(value, str) and value != "":
+            data[field] = value
+    params = _params_or_422(data, "body")
+    batch_uuid = str(uuidlib.uuid4())
+    path = service.upload_path(services, batch_uuid)
+    size = await receive_upload(file, path, params.type, services.settings.max_upload_bytes)
+    batch = await asyncio.to_thread(
+        service.create_batch, services, account.id, batch_uuid=batch_uuid, name=name, description=description,
+        params=params, file_path=path, file_size=size,
+    )
+    return {"status": "ok", "batch_uuid": batch.uuid, "created_at": views.iso(batch.created_at)}
+
+
+@router.get("", summary="List batches")
+def list_batches(
+    account: Auth,
+    services: Svc,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The account's batches, newest first, one page at a time."""
+    page = service.list_batches(
+        services, account.id, offset=offset, limit=limit, created_after=created_after,
+        created_before=created_before,
+    )
+    return {
+        "batches": [views.list_item_view(b) for b in page.batches],
+        "total": page.total,
+        "offset": offset,
+        "limit": limit,
+    }
+
+
+@router.put("/{batch_uuid}", summary="Configure parameters")
+def configure(
+    batch_uuid: UUID, body: dict[str, Any], account: Auth, services: Svc
+) -> dict[str, str]:
+    """Step 2: set parameters. The batch is re-parsed with them (status parsing_content), so
+    the cost shown before launch is always the cost of the current parameters."""
+    params = _params_or_422(body, "body")
+    service.configure(services, account.id, str(batch_uuid), params)
+    return {"message": "Success"}
+
+
+@router.patch("/{batch_uuid}", summary="Trigger parsing")
+def trigger_parse(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+    """Step 3: (re-)parse with the current parameters. Idempotent; refused once launched."""
+    service.trigger_parse(services, account.id, str(batch_uuid))
+    return {"status": "ok"}
+
+
+@router.get("/{batch_uuid}/details", summary="Batch details")
+def details(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, Any]:
+    """Step 4: the Base / Pending / Final shape according to the status."""
+    return views.details_view(service.load_batch(services, account.id, str(batch_uuid)))
+
+
+@router.post("/{batch_uuid}", summary="Launch verification")
+def launch(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+    """Step 5: debit the net cost and start verifying (402 when credits are short)."""
+    return {"status": service.launch(services, account.id, str(batch_uuid))}
+
+
+@router.get("/{batch_uuid}", summary="Batch status")
+def status(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, Any]:
+    """Step 6: the lightweight status, one variant of the reference's oneOf."""
+    return views.status_view(service.load_batch(services, account.id, str(batch_uuid)))
+
+
+@router.get("/{batch_uuid}/export", summary="Export results", response_model=None)
+def export(
+    batch_uuid: UUID,
+    account: Auth,
+    services: Svc,
+    format: Annotated[Literal["json", "xlsx"], Query()],
+    include_details: bool = True,
+    include_statistics: bool = True,
+) -> StreamingResponse | FileResponse:
+    """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook."""
+    batch = exports.exportable(services, account.id, str(batch_uuid))
+    filename = f"apexverify-{batch.uuid}.{format}"
+    if format == "json":
+        return StreamingResponse(
+            exports.json_chunks(
+                services, batch, details=include_details, include_statistics=include_statistics
+            ),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    path = exports.xlsx_file(services, batch)
+    return FileResponse(
+        path, media_type=XLSX_TYPE, filename=filename,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
+
+
+@router.delete("/{batch_uuid}", summary="Delete a batch")
+def delete(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+    """Irreversible: removes the file and the results. Refused while parsing or verifying."""
+    service.delete_batch(services, account.id, str(batch_uuid))
+    return {"message": "Deleted"}

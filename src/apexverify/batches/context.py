@@ -1,0 +1,17 @@
+"""What the batch functions need from the running service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..jobs.base import JobRunner
+from ..settings import Settings
+from ..store.db import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    jobs: JobRunner
+    secret: bytes

@@ -1,0 +1,204 @@
+"""The verification task: chunks of unverified records -> engine -> results, then the final
+tally and refund.
+
+The database is the truth. A chunk's results are written in one transaction together with the
+progress counter, and only onto rows that have no verdict yet, so a chunk interrupted by a
+crash is verified again but written once: exactly one result per record. The final step is a
+compare-and-set on the batch status plus a ledger row unique per (batch, refund), so a batch
+is refunded at most once however many workers race to finish it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from ..credits import from_milli
+from ..store import records
+from ..store.models import Account, Batch, CreditMovement, utcnow
+from ..verify.base import Outcome, Retry, VerifyContext, VerifyItem
+from ..verify.registry import build_verifier
+from . import states
+from .context import Services
+from .params import BatchParameters
+from .pricing import unknown_refund_milli
+
+log = logging.getLogger(__name__)
+_FAILURE_BACKOFF_CAP = 60.0
+
+
+async def verify_batch(services: Services, batch_uuid: str) -> None:
+    loaded = await asyncio.to_thread(_load, services, batch_uuid)
+    if loaded is None:
+        return
+    batch, account = loaded
+    params = BatchParameters.model_validate(batch.parameters)
+    verifier = build_verifier(params.type, services.settings, sandbox=account.sandbox)
+    context = VerifyContext(
+        target_country=params.target_country, max_attempts=services.settings.max_verify_attempts
+    )
+    feeds_global = params.use_global_cache and not account.sandbox
+    try:
+        await _verify_all(services, batch, verifier, context, feeds_global)
+    finally:
+        await verifier.aclose()
+    await asyncio.to_thread(finalize, services, batch_uuid)
+
+
+def _load(services: Services, batch_uuid: str) -> tuple[Batch, Account] | None:
+    with services.store.read() as session:
+        batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
+        if batch is None or batch.status != states.ONGOING:
+            return None
+        account = session.get(Account, batch.account_id)
+        assert account is not None
+        return batch, account
+
+
+async def _verify_all(
+    services: Services, batch: Batch, verifier: Any, context: VerifyContext, feeds_global: bool
+) -> None:
+    size = services.settings.verify_chunk_size
+    cursor = -1
+    failures = 0
+    while True:
+        chunk = await asyncio.to_thread(_claim, services, batch.pk, cursor, size)
+        if not chunk:
+            wait = await asyncio.to_thread(_seconds_until_retry, services, batch.pk)
+            if wait is None:
+                return
+            await asyncio.sleep(min(max(wait, 0.05), 5.0))
+            cursor = -1  # start a new pass for the rows whose retry time has come
+            continue
+        items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
+        try:
+            outcomes = await verifier.verify_many(items, context)
+        except Exception:
+            failures += 1
+            delay = min(2.0**failures, _FAILURE_BACKOFF_CAP)
+            log.exception("verification chunk of %s failed; retrying in %.0fs", batch.uuid, delay)
+            await asyncio.sleep(delay)
+            continue
+        failures = 0
+        await asyncio.to_thread(_store, services, batch, chunk, outcomes, feeds_global)
+        cursor = chunk[-1].seq
+
+
+def _claim(
+    services: Services, batch_pk: int, cursor: int, size: int
+) -> list[records.PendingRecord]:
+    with services.store.read() as session:
+        return records.claim_chunk(session, batch_pk, cursor, size)
+
+
+def _seconds_until_retry(services: Services, batch_pk: int) -> float | None:
+    with services.store.read() as session:
+        at = records.next_retry_at(session, batch_pk)
+    return None if at is None else at - time.time()
+
+
+def _store(
+    services: Services,
+    batch: Batch,
+    chunk: list[records.PendingRecord],
+    outcomes: list[Outcome],
+    feeds_global: bool,
+) -> None:
+    if len(outcomes) != len(chunk):
+        raise RuntimeError("engine returned a different number of outcomes than items")
+    now = int(time.time())
+    finals: list[tuple[int, str, dict[str, Any], int]] = []
+    retries: list[tuple[int, int, int]] = []
+    cacheable: list[tuple[bytes, str, dict[str, Any]]] = []
+    for record, outcome in zip(chunk, outcomes, strict=True):
+        attempts = record.attempts + 1
+        if isinstance(outcome, Retry):
+            retries.append((record.id, now + max(int(outcome.after_seconds), 1), attempts))
+            continue
+        data = outcome.to_dict()
+        finals.append((record.id, outcome.verdict, data, attempts))
+        if outcome.verdict != "unknown":  # only conclusive verdicts are worth reusing
+            cacheable.append((record.key_hash, outcome.verdict, data))
+    with services.store.write() as session:
+        written = records.write_results(session, finals)
+        records.schedule_retries(session, retries)
+        records.upsert_cache(session, batch.account_id, batch.record_type, cacheable)
+        if feeds_global:
+            records.upsert_cache(session, records.GLOBAL_SCOPE, batch.record_type, cacheable)
+        if written:
+            session.execute(
+                update(Batch)
+                .where(Batch.pk == batch.pk)
+                .values(verified=Batch.verified + written, updated_at=utcnow())
+            )
+
+
+def finalize(services: Services, batch_uuid: str) -> None:
+    """Tally, refund and mark done; a no-op unless the batch is ongoing with nothing left."""
+    with services.store.write() as session:
+        batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
+        if batch is None or batch.status != states.ONGOING:
+            return
+        if records.next_retry_at(session, batch.pk) is not None:
+            return
+        records.copy_results_to_duplicates(session, batch.pk)
+        counts = records.verdict_counts(session, batch.pk)
+        refund = min(
+            unknown_refund_milli(services.settings, batch.record_type, counts["fresh_unknown"]),
+            batch.charged_milli,
+        )
+        done = session.execute(
+            update(Batch)
+            .where(Batch.pk == batch.pk, Batch.status == states.ONGOING)
+            .values(
+                status=states.DONE,
+                stats=_stats(counts, batch.duplicate_count),
+                refunded_milli=refund,
+                finished_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        if done and refund:
+            _refund(session, batch, refund)
+
+
+def _refund(session: Any, batch: Batch, amount: int) -> None:
+    column = (
+        Account.email_credit_milli if batch.record_type == "email" else Account.phone_credit_milli
+    )
+    session.execute(
+        update(Account).where(Account.id == batch.account_id).values({column: column + amount})
+    )
+    session.add(
+        CreditMovement(
+            account_id=batch.account_id, batch_uuid=batch.uuid, kind="refund",
+            credit_type=batch.record_type, amount_milli=amount,
+            note=f"refund of {from_milli(amount)} credits for inconclusive results",
+        )
+    )
+
+
+def _stats(counts: dict[str, int], duplicates: int) -> dict[str, Any]:
+    total = counts["total"]
+
+    def perc(n: int) -> float:
+        return round(100.0 * n / total, 2) if total else 0.0
+
+    return {
+        "total_verification": total,
+        "total_verification_valid": counts["valid"],
+        "total_verification_wrong": counts["wrong"],
+        "total_verification_unknown": counts["unknown"],
+        "total_verification_duplicate": duplicates,
+        "total_verification_account_cache": counts["account_cache"],
+        "total_verification_global_cache": counts["global_cache"],
+        "total_verification_valid_perc": perc(counts["valid"]),
+        "total_verification_wrong_perc": perc(counts["wrong"]),
+        "total_verification_unknown_perc": perc(counts["unknown"]),
+        "total_verification_account_cache_perc": perc(counts["account_cache"]),
+        "total_verification_global_cache_perc": perc(counts["global_cache"]),
+    }

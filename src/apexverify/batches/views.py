@@ -1,0 +1,118 @@
+"""The JSON shapes of batch status, details and list entries, exactly as the spec names them
+(``batch-status-reference.md`` and the workflow guide); extra fields are additive only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..credits import from_milli
+from ..store.models import Batch
+from . import states
+
+PUBLIC_PARAMETERS = (
+    "type", "target_country", "target_audience", "target_market_industry", "target_objective",
+    "use_account_cache", "max_account_cache_backoff", "use_global_cache",
+    "max_global_cache_backoff", "remove_duplicate", "remove_wrong_email_format",
+    "remove_wrong_phone_format",
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def found_content(batch: Batch) -> dict[str, int]:
+    t = batch.record_type
+    return {
+        f"valid_{t}": batch.valid_count,
+        f"wrong_{t}": batch.wrong_count,
+        f"duplicate_{t}": batch.duplicate_count,
+    }
+
+
+def found_cost(batch: Batch) -> dict[str, Any]:
+    t = batch.record_type
+    return {
+        f"total_{t}_cost": round(from_milli(batch.total_cost_milli)),
+        f"net_{t}_cost": from_milli(batch.net_cost_milli),
+        f"{t}_cache_account_return": batch.cache_account_count,
+        f"{t}_cache_global_return": batch.cache_global_count,
+    }
+
+
+def _execution(batch: Batch) -> dict[str, Any]:
+    """Extra fields (allowed by the spec's 'execution costs and refund information')."""
+    return {
+        "execution_cost": from_milli(batch.charged_milli),
+        "refunded_credits": from_milli(batch.refunded_milli),
+    }
+
+
+def status_view(batch: Batch) -> dict[str, Any]:
+    """``GET /v1/batch/{uuid}``: one variant of the spec's ``oneOf``."""
+    body: dict[str, Any] = {"status": batch.status}
+    if batch.status == states.ERROR:
+        body["message"] = batch.error_message or "Internal error while parsing."
+        return body
+    if batch.status == states.PARSING:
+        return body
+    body["found_content"] = found_content(batch)
+    body["found_cost"] = found_cost(batch)
+    if batch.status == states.ONGOING:
+        body["progress"] = {"verified": batch.verified, "total": batch.to_verify}
+        body.update(_execution(batch))
+    if batch.status == states.DONE:
+        body["stats"] = batch.stats or {}
+        body.update(_execution(batch))
+    return body
+
+
+def parameters_view(batch: Batch) -> dict[str, Any]:
+    stored = dict(batch.parameters)
+    return {k: stored[k] for k in PUBLIC_PARAMETERS if k in stored}
+
+
+def details_view(batch: Batch) -> dict[str, Any]:
+    """``GET /v1/batch/{uuid}/details``: the Base / Pending / Final shape by status."""
+    body: dict[str, Any] = {
+        "batch_uuid": batch.uuid,
+        "name": batch.name,
+        "description": batch.description,
+        "status": batch.status,
+        "created_at": iso(batch.created_at),
+        "updated_at": iso(batch.updated_at),
+        "parameters": parameters_view(batch),
+    }
+    if batch.status == states.ERROR:
+        body["message"] = batch.error_message or "Internal error while parsing."
+    if batch.status in (states.READY, states.ONGOING, states.DONE):
+        body["found_content"] = found_content(batch)
+        body["found_cost"] = found_cost(batch)
+    if batch.status == states.ONGOING:
+        body["progress"] = {"verified": batch.verified, "total": batch.to_verify}
+    if batch.status == states.DONE:
+        body["stats"] = batch.stats or {}
+        body.update(_execution(batch))
+    return body
+
+
+def list_item_view(batch: Batch) -> dict[str, Any]:
+    item = {
+        "batch_uuid": batch.uuid,
+        "name": batch.name,
+        "description": batch.description,
+        "status": batch.status,
+        "type": batch.record_type,
+        "target_country": batch.target_country,
+        "created_at": iso(batch.created_at),
+        "updated_at": iso(batch.updated_at),
+    }
+    if batch.status in (states.READY, states.ONGOING, states.DONE):
+        item["found_content"] = found_content(batch)
+        item["found_cost"] = found_cost(batch)
+    return item

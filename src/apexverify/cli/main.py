@@ -1,0 +1,42 @@
+"""The ``apexverify`` command: server administration and the API client in one CLI.
+
+Server-side commands (``serve``, ``migrate``, ``worker``, ``account``, ``key``, ``credits add``)
+live in :mod:`.admin` and talk to the database directly; client commands (``verify``,
+``batches``, ``credits`` without a subcommand, ``unit``) live in :mod:`.client_commands` and
+talk to a server over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import ApexError
+from . import admin, client_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apexverify", description="ApexVerify: verify email and phone lists."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    admin.register(sub)
+    client_commands.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.handler(args)
+    except ApexError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Domain errors. Each carries the HTTP status the API answers with, so one handler in
+``api/errors.py`` turns any of them into ``{"message": ...}``.
+
+    ApexError
+    ├── BadRequest (400)
+    │   ├── ParseError (400, body also carries ``"status": "parse_error"``)
+    │   ├── NotExportable
+    │   └── BatchLocked
+    ├── Unauthorized (401)
+    ├── InsufficientCredits (402)
+    ├── NotFound (404)
+    ├── PayloadTooLarge (413)
+    └── RateLimited (429, ``retry_after`` seconds)
+"""
+
+from __future__ import annotations
+
+
+class ApexError(Exception):
+    status_code = 500
+    default_message = "Internal Server Error. Please contact support."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(ApexError):
+    status_code = 400
+    default_message = "Bad Request"
+
+
+class ParseError(BadRequest):
+    default_message = "The file could not be parsed: UTF-8 text, one entry per line, no header."
+
+
+class NotExportable(BadRequest):
+    default_message = "The batch can only be exported once its status is verification_done."
+
+
+class BatchLocked(BadRequest):
+    default_message = "The batch has been launched; its parameters can no longer change."
+
+
+class Unauthorized(ApexError):
+    status_code = 401
+    default_message = "Unauthorized"
+
+
+class InsufficientCredits(ApexError):
+    status_code = 402
+    default_message = "Please reload your credits to proceed with the verification."
+
+
+class NotFound(ApexError):
+    status_code = 404
+    default_message = "Not Found"
+
+
+class PayloadTooLarge(ApexError):
+    status_code = 413
+    default_message = "The uploaded file is larger than this server accepts."
+
+
+class RateLimited(ApexError):
+    status_code = 429
+    default_message = "Too Many Requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after

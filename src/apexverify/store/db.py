@@ -1,0 +1,98 @@
+"""Engine and transactions.
+
+SQLite runs in WAL mode with a busy timeout. Write transactions on SQLite start with
+``BEGIN IMMEDIATE`` so that a transaction that reads before it writes waits for the write lock
+instead of failing with SQLITE_BUSY when it upgrades; read transactions stay deferred so long
+exports never block writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and pick the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.endswith(":memory:"):
+        return None
+    return Path(url[len(prefix) :])
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        return _make_sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _make_sqlite_engine(url: str) -> Engine:
+    path = _sqlite_path(url)
+    if path is not None:
+        path = path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=20,
+        max_overflow=20,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event decide how transactions start (see module docstring).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """Owns the engine; hands out sessions whose transaction the caller's block owns."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_engine = (
+            self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        )
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits when the block ends and rolls back on error."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,156 @@
+"""SQLAlchemy models. Credits are stored as integer milli-credits so that debits, refunds and
+the never-negative check are exact integer arithmetic inside one SQL statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_credit_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    phone_credit_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(255), default="")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CreditMovement(Base):
+    """The ledger: every change of a balance is one row. A batch has at most one debit and one
+    refund, which the unique constraint enforces even if two workers race."""
+
+    __tablename__ = "credit_ledger"
+    __table_args__ = (UniqueConstraint("batch_uuid", "kind", name="uq_ledger_batch_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    batch_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # topup | debit | refund | unit
+    credit_type: Mapped[str] = mapped_column(String(8))  # email | phone
+    amount_milli: Mapped[int] = mapped_column(BigInteger)  # signed: debits are negative
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_account_created", "account_id", "created_at"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    record_type: Mapped[str] = mapped_column(String(8))
+    target_country: Mapped[str] = mapped_column(String(2))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    # Bumped by every PUT/PATCH: a parse only publishes its figures if its generation is still
+    # current, so a launch can never charge a cost computed for other parameters.
+    parse_generation: Mapped[int] = mapped_column(Integer, default=0)
+    file_path: Mapped[str] = mapped_column(String(1024))
+    file_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    valid_count: Mapped[int] = mapped_column(Integer, default=0)
+    wrong_count: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    cache_account_count: Mapped[int] = mapped_column(Integer, default=0)
+    cache_global_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_cost_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_cost_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    to_verify: Mapped[int] = mapped_column(Integer, default=0)
+    verified: Mapped[int] = mapped_column(Integer, default=0)
+    charged_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Record(Base):
+    """One non-blank line of an uploaded file.
+
+    ``kind`` is valid | wrong | duplicate; ``included`` says whether the row is in the results
+    (the remove_* flags); ``result`` is the engine's JSON without the identity field.
+    ``key_hash`` is a keyed hash of the normalized value: the dedupe and cache key."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("batch_pk", "seq", name="uq_records_batch_seq"),
+        Index("ix_records_batch_key", "batch_pk", "key_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_pk: Mapped[int] = mapped_column(ForeignKey("batches.pk", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    value: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_hash: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    included: Mapped[bool] = mapped_column(Boolean, default=True)
+    cache_source: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch seconds
+
+
+class CachedResult(Base):
+    """Results reusable by later batches. ``account_id`` is '' for the global cache, whose rows
+    hold only a keyed hash of the value and a result without the identity field: no PII."""
+
+    __tablename__ = "result_cache"
+    __table_args__ = (
+        UniqueConstraint("account_id", "record_type", "key_hash", name="uq_cache_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+    record_type: Mapped[str] = mapped_column(String(8))
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(16))
+    verdict: Mapped[str] = mapped_column(String(8))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    verified_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds

@@ -1,0 +1,269 @@
+"""All SQL over the records of a batch: bulk load, dedupe, cache application, chunk claims,
+result writes and aggregates. Set-based statements keep memory flat on million-row batches."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .models import CachedResult, Record
+
+GLOBAL_SCOPE = ""  # account_id of global-cache rows
+
+_INSERT_COLUMNS = (
+    "batch_pk", "seq", "value", "normalized", "key_hash", "kind", "included", "verdict",
+    "result", "attempts",
+)
+
+
+def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk-insert classified rows ``(seq, value, normalized, key_hash, kind, included,
+    verdict, result_json)``: executemany on SQLite, COPY on PostgreSQL."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, batch_pk, rows)
+        return
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    placeholders = ",".join("?" * len(_INSERT_COLUMNS))
+    cursor.executemany(
+        f"INSERT INTO records ({','.join(_INSERT_COLUMNS)}) VALUES ({placeholders})",
+        [(batch_pk, *row, 0) for row in rows],
+    )
+    cursor.close()
+
+
+def _copy_rows(conn: Connection, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+        f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row((batch_pk, *row, 0))
+
+
+def delete_rows(session: Session, batch_pk: int) -> None:
+    session.execute(delete(Record).where(Record.batch_pk == batch_pk))
+
+
+def mark_duplicates(session: Session, batch_pk: int, keep_duplicates: bool) -> None:
+    """Every valid row whose key appeared on an earlier valid row becomes a duplicate."""
+    session.execute(
+        text(
+            "UPDATE records SET kind = 'duplicate', included = :keep "
+            "WHERE batch_pk = :b AND kind = 'valid' AND EXISTS ("
+            " SELECT 1 FROM records r2 WHERE r2.batch_pk = :b AND r2.key_hash = records.key_hash"
+            " AND r2.kind IN ('valid', 'duplicate') AND r2.seq < records.seq)"
+        ),
+        {"b": batch_pk, "keep": keep_duplicates},
+    )
+
+
+def apply_cache(
+    session: Session, batch_pk: int, record_type: str, scope: str, max_age_days: int,
+    source: str,
+) -> None:
+    """Copy cached results onto this batch's still-unverified valid rows."""
+    since = int(time.time()) - max_age_days * 86400
+    session.execute(
+        text(
+            "UPDATE records SET cache_source = :source, verdict = c.verdict, result = c.result "
+            "FROM result_cache c WHERE records.batch_pk = :b AND records.kind = 'valid' "
+            "AND records.verdict IS NULL AND c.account_id = :scope AND c.record_type = :t "
+            "AND c.key_hash = records.key_hash AND c.verified_at >= :since"
+        ),
+        {"source": source, "b": batch_pk, "scope": scope, "t": record_type, "since": since},
+    )
+
+
+@dataclass
+class Counts:
+    valid: int = 0
+    wrong: int = 0
+    duplicate: int = 0
+    cache_account: int = 0
+    cache_global: int = 0
+
+
+def parse_counts(session: Session, batch_pk: int) -> Counts:
+    rows = session.execute(
+        text(
+            "SELECT kind, COUNT(*), "
+            "SUM(CASE WHEN cache_source = 'account' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN cache_source = 'global' THEN 1 ELSE 0 END) "
+            "FROM records WHERE batch_pk = :b GROUP BY kind"
+        ),
+        {"b": batch_pk},
+    )
+    counts = Counts()
+    for kind, total, account_hits, global_hits in rows:
+        setattr(counts, kind, int(total))
+        if kind == "valid":
+            counts.cache_account = int(account_hits or 0)
+            counts.cache_global = int(global_hits or 0)
+    return counts
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    id: int
+    seq: int
+    normalized: str
+    key_hash: bytes
+    attempts: int
+
+
+def claim_chunk(
+    session: Session, batch_pk: int, after_seq: int, limit: int
+) -> list[PendingRecord]:
+    """The next unverified valid rows after ``after_seq`` whose retry time has come."""
+    stmt = (
+        select(Record.id, Record.seq, Record.normalized, Record.key_hash, Record.attempts)
+        .where(
+            Record.batch_pk == batch_pk,
+            Record.seq > after_seq,
+            Record.kind == "valid",
+            Record.verdict.is_(None),
+            (Record.retry_at.is_(None)) | (Record.retry_at <= int(time.time())),
+        )
+        .order_by(Record.seq)
+        .limit(limit)
+    )
+    return [PendingRecord(*row) for row in session.execute(stmt)]
+
+
+def next_retry_at(session: Session, batch_pk: int) -> int | None:
+    """Earliest retry time among unverified rows, or None when none is left."""
+    row = session.execute(
+        text(
+            "SELECT COUNT(*), MIN(retry_at) FROM records WHERE batch_pk = :b "
+            "AND kind = 'valid' AND verdict IS NULL"
+        ),
+        {"b": batch_pk},
+    ).one()
+    if not row[0]:
+        return None
+    return int(row[1] or 0)
+
+
+def write_results(
+    session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]
+) -> int:
+    """Store final results ``(record_id, verdict, result, attempts)``; a row that already has
+    a verdict is left alone, so a re-run chunk never writes twice. Returns rows written."""
+    params = [
+        {"rid": rid, "verdict": verdict, "result": result, "attempts": attempts}
+        for rid, verdict, result, attempts in finals
+    ]
+    if not params:
+        return 0
+    stmt = (
+        update(Record.__table__)
+        .where(Record.__table__.c.id == bindparam("rid"), Record.__table__.c.verdict.is_(None))
+        .values(
+            verdict=bindparam("verdict"), result=bindparam("result"),
+            attempts=bindparam("attempts"), retry_at=None,
+        )
+    )
+    result = session.connection().execute(stmt, params)
+    return int(result.rowcount)
+
+
+def schedule_retries(session: Session, retries: Iterable[tuple[int, int, int]]) -> None:
+    """``(record_id, retry_at_epoch, attempts)`` for items an engine asked to retry later."""
+    params = [{"rid": rid, "retry_at": at, "attempts": n} for rid, at, n in retries]
+    if not params:
+        return
+    stmt = (
+        update(Record.__table__)
+        .where(Record.__table__.c.id == bindparam("rid"), Record.__table__.c.verdict.is_(None))
+        .values(retry_at=bindparam("retry_at"), attempts=bindparam("attempts"))
+    )
+    session.connection().execute(stmt, params)
+
+
+def upsert_cache(
+    session: Session, scope: str, record_type: str, entries: Sequence[tuple[bytes, str, dict]]
+) -> None:
+    """Store conclusive results ``(key_hash, verdict, result)`` in one cache scope."""
+    if not entries:
+        return
+    now = int(time.time())
+    values = [
+        {"account_id": scope, "record_type": record_type, "key_hash": key, "verdict": verdict,
+         "result": result, "verified_at": now}
+        for key, verdict, result in entries
+    ]
+    dialect = session.connection().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(CachedResult).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "record_type", "key_hash"],
+        set_={"verdict": stmt.excluded.verdict, "result": stmt.excluded.result,
+              "verified_at": stmt.excluded.verified_at},
+    )
+    session.execute(stmt)
+
+
+def copy_results_to_duplicates(session: Session, batch_pk: int) -> None:
+    """Kept duplicate rows share the verdict of the first occurrence of their value."""
+    session.execute(
+        text(
+            "UPDATE records SET verdict = p.verdict, result = p.result FROM records p "
+            "WHERE records.batch_pk = :b AND records.kind = 'duplicate' AND records.included "
+            "AND p.batch_pk = :b AND p.kind = 'valid' AND p.key_hash = records.key_hash"
+        ),
+        {"b": batch_pk},
+    )
+
+
+def verdict_counts(session: Session, batch_pk: int) -> dict[str, int]:
+    """Counts over verified valid rows: verdicts, cache sources, and fresh unknowns."""
+    row = session.execute(
+        text(
+            "SELECT COUNT(*), "
+            "SUM(CASE WHEN verdict = 'valid' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN verdict = 'wrong' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN verdict = 'unknown' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN cache_source = 'account' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN cache_source = 'global' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN verdict = 'unknown' AND cache_source IS NULL THEN 1 ELSE 0 END) "
+            "FROM records WHERE batch_pk = :b AND kind = 'valid'"
+        ),
+        {"b": batch_pk},
+    ).one()
+    keys = ("total", "valid", "wrong", "unknown", "account_cache", "global_cache",
+            "fresh_unknown")
+    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+
+
+def iter_export_rows(
+    session: Session, batch_pk: int, unique_values: bool, batch_size: int = 5000
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """``(value, result)`` of the rows in the results, in file order, read in pages so memory
+    stays flat. With ``unique_values`` a value repeated verbatim appears once (JSON keys)."""
+    after = -1
+    repeat_filter = (
+        " AND NOT EXISTS (SELECT 1 FROM records r2 WHERE r2.batch_pk = r.batch_pk"
+        " AND r2.key_hash = r.key_hash AND r2.value = r.value AND r2.included"
+        " AND r2.seq < r.seq)"
+        if unique_values else ""
+    )
+    query = text(
+        "SELECT r.seq, r.value, r.result FROM records r WHERE r.batch_pk = :b AND r.included"
+        f" AND r.seq > :after{repeat_filter} ORDER BY r.seq LIMIT :n"
+    )
+    while True:
+        rows = session.execute(query, {"b": batch_pk, "after": after, "n": batch_size}).all()
+        if not rows:
+            return
+        for _seq, value, result in rows:
+            yield value, (json.loads(result) if isinstance(result, str) else result)
+        after = rows[-1][0]
+
