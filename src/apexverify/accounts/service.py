@@ -111,7 +111,10 @@ def add_credits(
         raise BadRequest("That adjustment would make the balance negative.")
     session.add(
         CreditMovement(
-            account_id=account_id, kind="topup", credit_type=credit_type, amount_milli=milli,
+            account_id=account_id,
+            kind="topup",
+            credit_type=credit_type,
+            amount_milli=milli,
             note=note,
         )
     )

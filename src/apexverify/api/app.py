@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         decision = await app.state.limiter.hit(key, client)
         if not decision.allowed:
             response: Response = JSONResponse(
-                {"message": "Too Many Requests"}, status_code=429,
+                {"message": "Too Many Requests"},
+                status_code=429,
                 headers={"Retry-After": str(decision.retry_after)},
             )
         else:

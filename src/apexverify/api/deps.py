@@ -31,4 +31,3 @@ def current_account(
         raise Unauthorized()
     request.state.api_key_id = found[1].id
     return found[0]
-

@@ -59,14 +59,17 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else None
         message = message or _DEFAULT_MESSAGES.get(exc.status_code, "Error")
-        return JSONResponse({"message": message}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"message": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return JSONResponse(
-            {"message": "Internal Server Error. Please contact support at "
-                        "contact@apexverify.com..."},
+            {
+                "message": "Internal Server Error. Please contact support at "
+                "contact@apexverify.com..."
+            },
             status_code=500,
         )

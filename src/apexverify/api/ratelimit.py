@@ -55,7 +55,8 @@ class RateLimiter:
         # Keys are identified by a hash: the limiter's storage never sees a secret.
         ident = (
             "key:" + hashlib.sha256(api_key.encode("utf-8", "replace")).hexdigest()[:32]
-            if api_key else f"ip:{client_ip}"
+            if api_key
+            else f"ip:{client_ip}"
         )
         allowed = await self.limiter.hit(self.item, "apexverify", ident)
         stats = await self.limiter.get_window_stats(self.item, "apexverify", ident)

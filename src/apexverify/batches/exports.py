@@ -43,7 +43,9 @@ def json_chunks(
     with services.store.read() as session:
         rows = records.iter_export_rows(session, batch.pk, unique_values=True)
         yield from stream_json(
-            batch.record_type, rows, details=details,
+            batch.record_type,
+            rows,
+            details=details,
             statistics=statistics(batch) if include_statistics else None,
         )
 

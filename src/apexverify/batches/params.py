@@ -48,8 +48,10 @@ class BatchParameters(Targeting):
     _check_country = field_validator("target_country", mode="before")(_country)
 
     def remove_wrong(self) -> bool:
-        return self.remove_wrong_email_format if self.type == "email" else (
-            self.remove_wrong_phone_format
+        return (
+            self.remove_wrong_email_format
+            if self.type == "email"
+            else (self.remove_wrong_phone_format)
         )
 
     def stored(self) -> dict[str, Any]:

@@ -41,8 +41,10 @@ async def parse_batch(services: Services, batch_uuid: str, generation: int) -> N
 def _current(services: Services, batch_uuid: str, generation: int) -> tuple[Batch, Account]:
     with services.store.read() as session:
         batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
-        if batch is None or batch.parse_generation != generation or (
-            batch.status != states.PARSING
+        if (
+            batch is None
+            or batch.parse_generation != generation
+            or (batch.status != states.PARSING)
         ):
             raise _Superseded()
         account = session.get(Account, batch.account_id)
@@ -81,21 +83,32 @@ def _flush(
 
 
 def _finish(
-    services: Services, batch: Batch, account: Account, params: BatchParameters,
+    services: Services,
+    batch: Batch,
+    account: Account,
+    params: BatchParameters,
     generation: int,
 ) -> None:
     with services.store.write() as session:
         records.mark_duplicates(session, batch.pk, keep_duplicates=not params.remove_duplicate)
         if params.use_account_cache:
             records.apply_cache(
-                session, batch.pk, params.type, account.id, params.max_account_cache_backoff,
+                session,
+                batch.pk,
+                params.type,
+                account.id,
+                params.max_account_cache_backoff,
                 "account",
             )
         # Sandbox accounts neither read nor feed the global cache: their verdicts are fake.
         if params.use_global_cache and not account.sandbox:
             records.apply_cache(
-                session, batch.pk, params.type, records.GLOBAL_SCOPE,
-                params.max_global_cache_backoff, "global",
+                session,
+                batch.pk,
+                params.type,
+                records.GLOBAL_SCOPE,
+                params.max_global_cache_backoff,
+                "global",
             )
         counts = records.parse_counts(session, batch.pk)
         price = price_batch(services.settings, params.type, counts)

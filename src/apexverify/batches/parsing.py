@@ -56,8 +56,18 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
     for seq, value in chunk:
         norm = normalize(value)
         if norm is None:
-            append((seq, value, None, value_key(secret, value), "wrong", keep_wrong, "wrong",
-                    wrong_json))
+            append(
+                (
+                    seq,
+                    value,
+                    None,
+                    value_key(secret, value),
+                    "wrong",
+                    keep_wrong,
+                    "wrong",
+                    wrong_json,
+                )
+            )
         else:
             append((seq, value, norm, value_key(secret, norm), "valid", True, None, None))
     return rows

@@ -145,7 +145,9 @@ def launch(services: Services, account_id: str, batch_uuid: str) -> str:
                 Batch.parse_generation == batch.parse_generation,
             )
             .values(
-                status=states.ONGOING, charged_milli=cost, launched_at=utcnow(),
+                status=states.ONGOING,
+                charged_milli=cost,
+                launched_at=utcnow(),
                 updated_at=utcnow(),
             )
         ).rowcount
@@ -171,8 +173,12 @@ def _debit(session: Session, account_id: str, batch: Batch, cost: int) -> None:
         raise InsufficientCredits()
     session.add(
         CreditMovement(
-            account_id=account_id, batch_uuid=batch.uuid, kind="debit",
-            credit_type=batch.record_type, amount_milli=-cost, note="batch launch",
+            account_id=account_id,
+            batch_uuid=batch.uuid,
+            kind="debit",
+            credit_type=batch.record_type,
+            amount_milli=-cost,
+            note="batch launch",
         )
     )
 

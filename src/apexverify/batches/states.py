@@ -1,10 +1,10 @@
 """The batch lifecycle. Allowed transitions are data, checked in one place.
 
-    (upload) -> parsing_content -> ready_for_verification -> verification_ongoing
-                      ^   |  \\                 |                    |
-                      |   v   -> internal_error  |                    v
-                      +---+--------<-------------+           verification_done
-                 PUT / PATCH re-parse (until launch)
+(upload) -> parsing_content -> ready_for_verification -> verification_ongoing
+                  ^   |  \\                 |                    |
+                  |   v   -> internal_error  |                    v
+                  +---+--------<-------------+           verification_done
+             PUT / PATCH re-parse (until launch)
 """
 
 from __future__ import annotations

@@ -42,10 +42,11 @@ async def resume_all(services: Services) -> int:
     for batch_uuid, status, generation in batches:
         if status == states.PARSING:
             services.jobs.defer(
-                "parse_batch", lock=f"batch:{batch_uuid}", batch_uuid=batch_uuid,
+                "parse_batch",
+                lock=f"batch:{batch_uuid}",
+                batch_uuid=batch_uuid,
                 generation=generation,
             )
         else:
-            services.jobs.defer("verify_batch", lock=f"verify:{batch_uuid}",
-                                batch_uuid=batch_uuid)
+            services.jobs.defer("verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid)
     return len(batches)

@@ -30,7 +30,9 @@ async def verify_unit(services: Services, account: Account, request: UnitRequest
     value = request.unit.strip()
     kind = request.type
     normalized = (
-        normalize_email(value) if kind == "email" else normalize_phone(value, request.target_country)
+        normalize_email(value)
+        if kind == "email"
+        else normalize_phone(value, request.target_country)
     )
     if normalized is None:
         return {kind: value, **syntax_error_result(kind).to_dict()}
@@ -101,15 +103,23 @@ def _charge(services: Services, account_id: str, kind: str, milli: int) -> None:
             raise InsufficientCredits()
         session.add(
             CreditMovement(
-                account_id=account_id, kind="unit" if milli > 0 else "unit_refund",
-                credit_type=kind, amount_milli=-milli, note="unit verification",
+                account_id=account_id,
+                kind="unit" if milli > 0 else "unit_refund",
+                credit_type=kind,
+                amount_milli=-milli,
+                note="unit verification",
             )
         )
 
 
 def _remember(
-    services: Services, account_id: str, kind: str, key: bytes, verdict: str,
-    data: dict[str, Any], feeds_global: bool,
+    services: Services,
+    account_id: str,
+    kind: str,
+    key: bytes,
+    verdict: str,
+    data: dict[str, Any],
+    feeds_global: bool,
 ) -> None:
     with services.store.write() as session:
         records.upsert_cache(session, account_id, kind, [(key, verdict, data)])

@@ -34,18 +34,19 @@ class UploadValidator:
 
     def feed(self, chunk: bytes) -> None:
         if self.size == 0 and chunk.startswith(_BOMS):
-            raise ParseError("The file starts with a byte order mark (BOM); save it as UTF-8 "
-                             "without BOM.")
+            raise ParseError(
+                "The file starts with a byte order mark (BOM); save it as UTF-8 without BOM."
+            )
         self.size += len(chunk)
         if self.size > self._max_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_bytes} bytes.")
         if b"\x00" in chunk:
-            raise ParseError("The file contains NUL bytes: it is binary or UTF-16, not UTF-8 "
-                             "text.")
+            raise ParseError("The file contains NUL bytes: it is binary or UTF-16, not UTF-8 text.")
         for delimiter in _DELIMITERS:
             if delimiter in chunk:
-                raise ParseError(f"The file contains {delimiter.decode()!r}: upload one entry "
-                                 "per line, not CSV.")
+                raise ParseError(
+                    f"The file contains {delimiter.decode()!r}: upload one entry per line, not CSV."
+                )
         try:
             self._decoder.decode(chunk)
         except UnicodeDecodeError as exc:
@@ -61,8 +62,9 @@ class UploadValidator:
         if len(pieces) == 1:
             self._line_bytes += len(chunk)
         else:
-            self._line_bytes = max(self._line_bytes + len(pieces[0]), max(map(len, pieces[1:-1]),
-                                                                           default=0))
+            self._line_bytes = max(
+                self._line_bytes + len(pieces[0]), max(map(len, pieces[1:-1]), default=0)
+            )
             if self._line_bytes <= MAX_LINE_BYTES:
                 self._line_bytes = len(pieces[-1])
         if self._line_bytes > MAX_LINE_BYTES:
@@ -74,8 +76,9 @@ class UploadValidator:
         self._first_line = None
         line = first.decode("utf-8", "replace").strip()
         if line and _HEADER.match(line):
-            raise ParseError(f"The first line {line[:40]!r} looks like a header; upload entries "
-                             "only.")
+            raise ParseError(
+                f"The first line {line[:40]!r} looks like a header; upload entries only."
+            )
 
     def finish(self) -> None:
         try:

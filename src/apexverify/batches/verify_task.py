@@ -175,8 +175,11 @@ def _refund(session: Any, batch: Batch, amount: int) -> None:
     )
     session.add(
         CreditMovement(
-            account_id=batch.account_id, batch_uuid=batch.uuid, kind="refund",
-            credit_type=batch.record_type, amount_milli=amount,
+            account_id=batch.account_id,
+            batch_uuid=batch.uuid,
+            kind="refund",
+            credit_type=batch.record_type,
+            amount_milli=amount,
             note=f"refund of {from_milli(amount)} credits for inconclusive results",
         )
     )

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument(
-        "--init-demo", action="store_true",
+        "--init-demo",
+        action="store_true",
         help="on an empty database, create a demo account and print its API key",
     )
     serve.set_defaults(handler=_serve)
@@ -34,8 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.add_argument("--name", required=True)
     create.add_argument("--email-credits", type=float, default=0)
     create.add_argument("--phone-credits", type=float, default=0)
-    create.add_argument("--sandbox", action="store_true",
-                        help="deterministic magic-value verdicts, never charged, no network")
+    create.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="deterministic magic-value verdicts, never charged, no network",
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=_account_create)
     lst = account.add_parser("list", help="list accounts")
@@ -92,8 +96,11 @@ def _serve(args: argparse.Namespace) -> int:
         _init_demo(settings)
     app = create_app(settings)
     uvicorn.run(
-        app, host=args.host or settings.host, port=args.port or settings.port,
-        log_level="info", timeout_graceful_shutdown=5,
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
     )
     return 0
 
@@ -105,12 +112,15 @@ def _init_demo(settings: Settings) -> None:
         if accounts.list_accounts(session):
             return
         account, key = accounts.create_account(
-            session, "demo", sandbox=True, email_credits=10_000, phone_credits=10_000,
+            session,
+            "demo",
+            sandbox=True,
+            email_credits=10_000,
+            phone_credits=10_000,
             key_label="demo",
         )
     print(
-        f"Created sandbox demo account {account.id}.\n"
-        f"API key (shown once): {key.api_key}\n",
+        f"Created sandbox demo account {account.id}.\nAPI key (shown once): {key.api_key}\n",
         flush=True,
     )
     store.dispose()
@@ -126,7 +136,10 @@ def _account_create(args: argparse.Namespace) -> int:
     store = _store()
     with store.write() as session:
         account, key = accounts.create_account(
-            session, args.name, sandbox=args.sandbox, email_credits=args.email_credits,
+            session,
+            args.name,
+            sandbox=args.sandbox,
+            email_credits=args.email_credits,
             phone_credits=args.phone_credits,
         )
     data = {"account_id": account.id, "api_key": key.api_key, "sandbox": args.sandbox}
@@ -143,7 +156,8 @@ def _account_list(args: argparse.Namespace) -> int:
         ]
     text = "\n".join(
         f"{r['account_id']}  {r['name']}  email={r['email_credit']} phone={r['phone_credit']}"
-        f"{'  (sandbox)' if r['sandbox'] else ''}" for r in rows
+        f"{'  (sandbox)' if r['sandbox'] else ''}"
+        for r in rows
     )
     _print(rows, args.json, text or "no accounts")
     return 0
@@ -153,8 +167,11 @@ def _key_create(args: argparse.Namespace) -> int:
     store = _store()
     with store.write() as session:
         new = accounts.create_key(session, args.account, args.label)
-    _print({"id": new.key_id, "api_key": new.api_key}, args.json,
-           f"key {new.key_id}\nAPI key (shown once): {new.api_key}")
+    _print(
+        {"id": new.key_id, "api_key": new.api_key},
+        args.json,
+        f"key {new.key_id}\nAPI key (shown once): {new.api_key}",
+    )
     return 0
 
 
@@ -164,7 +181,8 @@ def _key_list(args: argparse.Namespace) -> int:
         keys = [accounts.key_summary(k) for k in accounts.list_keys(session, args.account)]
     text = "\n".join(
         f"{k['id']}  {k['prefix']}…  {k['label']}"
-        f"{'  revoked ' + str(k['revoked_at']) if k['revoked_at'] else ''}" for k in keys
+        f"{'  revoked ' + str(k['revoked_at']) if k['revoked_at'] else ''}"
+        for k in keys
     )
     _print(keys, args.json, text or "no keys")
     return 0

@@ -39,8 +39,11 @@ def stream_json(
     dumps = json.dumps
     for value, result in rows:
         obj = record_object(record_type, value, result, details)
-        piece = ("" if first else ",") + dumps(value, ensure_ascii=False) + ":" + dumps(
-            obj, ensure_ascii=False
+        piece = (
+            ("" if first else ",")
+            + dumps(value, ensure_ascii=False)
+            + ":"
+            + dumps(obj, ensure_ascii=False)
         )
         first = False
         buffer.append(piece)

@@ -20,12 +20,30 @@ EXCEL_MAX_ROWS = 1_048_576
 FORMULA_TRIGGERS = ("=", "+", "-", "@")
 
 EMAIL_COLUMNS = (
-    "email", "valid", "wrong", "unknown", "quality", "result", "is_syntax_error", "is_free",
-    "is_role", "is_disposable", "is_catch_all",
+    "email",
+    "valid",
+    "wrong",
+    "unknown",
+    "quality",
+    "result",
+    "is_syntax_error",
+    "is_free",
+    "is_role",
+    "is_disposable",
+    "is_catch_all",
 )
 PHONE_COLUMNS = (
-    "phone", "valid", "wrong", "unknown", "type", "status", "is_syntax_error", "is_ported",
-    "current_network_mcc", "current_network_mnc", "operator",
+    "phone",
+    "valid",
+    "wrong",
+    "unknown",
+    "type",
+    "status",
+    "is_syntax_error",
+    "is_ported",
+    "current_network_mcc",
+    "current_network_mnc",
+    "operator",
 )
 
 

@@ -47,7 +47,9 @@ def _make_sqlite_engine(url: str) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{path}"
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 60}, pool_size=20,
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=20,
         max_overflow=20,
     )
 

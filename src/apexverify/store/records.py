@@ -18,8 +18,16 @@ from .models import CachedResult, Record
 GLOBAL_SCOPE = ""  # account_id of global-cache rows
 
 _INSERT_COLUMNS = (
-    "batch_pk", "seq", "value", "normalized", "key_hash", "kind", "included", "verdict",
-    "result", "attempts",
+    "batch_pk",
+    "seq",
+    "value",
+    "normalized",
+    "key_hash",
+    "kind",
+    "included",
+    "verdict",
+    "result",
+    "attempts",
 )
 
 
@@ -41,9 +49,12 @@ def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]
 
 def _copy_rows(conn: Connection, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-        f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN"
-    ) as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(  # type: ignore[union-attr]
+            f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN"
+        ) as copy,
+    ):
         for row in rows:
             copy.write_row((batch_pk, *row, 0))
 
@@ -66,7 +77,11 @@ def mark_duplicates(session: Session, batch_pk: int, keep_duplicates: bool) -> N
 
 
 def apply_cache(
-    session: Session, batch_pk: int, record_type: str, scope: str, max_age_days: int,
+    session: Session,
+    batch_pk: int,
+    record_type: str,
+    scope: str,
+    max_age_days: int,
     source: str,
 ) -> None:
     """Copy cached results onto this batch's still-unverified valid rows."""
@@ -119,9 +134,7 @@ class PendingRecord:
     attempts: int
 
 
-def claim_chunk(
-    session: Session, batch_pk: int, after_seq: int, limit: int
-) -> list[PendingRecord]:
+def claim_chunk(session: Session, batch_pk: int, after_seq: int, limit: int) -> list[PendingRecord]:
     """The next unverified valid rows after ``after_seq`` whose retry time has come."""
     stmt = (
         select(Record.id, Record.seq, Record.normalized, Record.key_hash, Record.attempts)
@@ -152,9 +165,7 @@ def next_retry_at(session: Session, batch_pk: int) -> int | None:
     return int(row[1] or 0)
 
 
-def write_results(
-    session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]
-) -> int:
+def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]) -> int:
     """Store final results ``(record_id, verdict, result, attempts)``; a row that already has
     a verdict is left alone, so a re-run chunk never writes twice. Returns rows written."""
     params = [
@@ -167,8 +178,10 @@ def write_results(
         update(Record.__table__)
         .where(Record.__table__.c.id == bindparam("rid"), Record.__table__.c.verdict.is_(None))
         .values(
-            verdict=bindparam("verdict"), result=bindparam("result"),
-            attempts=bindparam("attempts"), retry_at=None,
+            verdict=bindparam("verdict"),
+            result=bindparam("result"),
+            attempts=bindparam("attempts"),
+            retry_at=None,
         )
     )
     result = session.connection().execute(stmt, params)
@@ -196,8 +209,14 @@ def upsert_cache(
         return
     now = int(time.time())
     values = [
-        {"account_id": scope, "record_type": record_type, "key_hash": key, "verdict": verdict,
-         "result": result, "verified_at": now}
+        {
+            "account_id": scope,
+            "record_type": record_type,
+            "key_hash": key,
+            "verdict": verdict,
+            "result": result,
+            "verified_at": now,
+        }
         for key, verdict, result in entries
     ]
     dialect = session.connection().dialect.name
@@ -205,8 +224,11 @@ def upsert_cache(
     stmt = insert(CachedResult).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account_id", "record_type", "key_hash"],
-        set_={"verdict": stmt.excluded.verdict, "result": stmt.excluded.result,
-              "verified_at": stmt.excluded.verified_at},
+        set_={
+            "verdict": stmt.excluded.verdict,
+            "result": stmt.excluded.result,
+            "verified_at": stmt.excluded.verified_at,
+        },
     )
     session.execute(stmt)
 
@@ -238,8 +260,7 @@ def verdict_counts(session: Session, batch_pk: int) -> dict[str, int]:
         ),
         {"b": batch_pk},
     ).one()
-    keys = ("total", "valid", "wrong", "unknown", "account_cache", "global_cache",
-            "fresh_unknown")
+    keys = ("total", "valid", "wrong", "unknown", "account_cache", "global_cache", "fresh_unknown")
     return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
 
@@ -253,7 +274,8 @@ def iter_export_rows(
         " AND NOT EXISTS (SELECT 1 FROM records r2 WHERE r2.batch_pk = r.batch_pk"
         " AND r2.key_hash = r.key_hash AND r2.value = r.value AND r2.included"
         " AND r2.seq < r.seq)"
-        if unique_values else ""
+        if unique_values
+        else ""
     )
     query = text(
         "SELECT r.seq, r.value, r.result FROM records r WHERE r.batch_pk = :b AND r.included"
@@ -266,4 +288,3 @@ def iter_export_rows(
         for _seq, value, result in rows:
             yield value, (json.loads(result) if isinstance(result, str) else result)
         after = rows[-1][0]
-

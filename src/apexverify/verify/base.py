@@ -87,7 +87,11 @@ class EmailResult:
     @classmethod
     def syntax_error(cls) -> EmailResult:
         return cls(
-            valid=False, wrong=True, unknown=False, quality="bad", result="invalid",
+            valid=False,
+            wrong=True,
+            unknown=False,
+            quality="bad",
+            result="invalid",
             is_syntax_error=True,
         )
 
@@ -121,7 +125,11 @@ class PhoneResult:
     @classmethod
     def syntax_error(cls) -> PhoneResult:
         return cls(
-            valid=False, wrong=True, unknown=False, type="bad_format", status="not_applicable",
+            valid=False,
+            wrong=True,
+            unknown=False,
+            type="bad_format",
+            status="not_applicable",
             is_syntax_error=True,
         )
 

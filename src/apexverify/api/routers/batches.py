@@ -27,9 +27,16 @@ Auth = Annotated[Account, Depends(current_account)]
 Svc = Annotated[Services, Depends(get_services)]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _OPTIONAL_FORM_FIELDS = (
-    "target_audience", "target_market_industry", "target_objective", "use_account_cache",
-    "max_account_cache_backoff", "use_global_cache", "max_global_cache_backoff",
-    "remove_duplicate", "remove_wrong_email_format", "remove_wrong_phone_format",
+    "target_audience",
+    "target_market_industry",
+    "target_objective",
+    "use_account_cache",
+    "max_account_cache_backoff",
+    "use_global_cache",
+    "max_global_cache_backoff",
+    "remove_duplicate",
+    "remove_wrong_email_format",
+    "remove_wrong_phone_format",
 )
 
 
@@ -64,8 +71,15 @@ async def upload(
     path = service.upload_path(services, batch_uuid)
     size = await receive_upload(file, path, params.type, services.settings.max_upload_bytes)
     batch = await asyncio.to_thread(
-        service.create_batch, services, account.id, batch_uuid=batch_uuid, name=name, description=description,
-        params=params, file_path=path, file_size=size,
+        service.create_batch,
+        services,
+        account.id,
+        batch_uuid=batch_uuid,
+        name=name,
+        description=description,
+        params=params,
+        file_path=path,
+        file_size=size,
     )
     return {"status": "ok", "batch_uuid": batch.uuid, "created_at": views.iso(batch.created_at)}
 
@@ -81,7 +95,11 @@ def list_batches(
 ) -> dict[str, Any]:
     """The account's batches, newest first, one page at a time."""
     page = service.list_batches(
-        services, account.id, offset=offset, limit=limit, created_after=created_after,
+        services,
+        account.id,
+        offset=offset,
+        limit=limit,
+        created_after=created_after,
         created_before=created_before,
     )
     return {
@@ -150,7 +168,9 @@ def export(
         )
     path = exports.xlsx_file(services, batch)
     return FileResponse(
-        path, media_type=XLSX_TYPE, filename=filename,
+        path,
+        media_type=XLSX_TYPE,
+        filename=filename,
         background=BackgroundTask(path.unlink, missing_ok=True),
     )
 
