@@ -339,7 +339,9 @@ def phone_provider_lab(
         default=default or NumberBehaviour(),
     )
     server.lab = lab
-    thread = threading.Thread(target=server.serve_forever, name="phone-lab", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="phone-lab", daemon=True
+    )
     thread.start()
     try:
         yield lab

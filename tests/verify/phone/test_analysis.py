@@ -84,7 +84,8 @@ def test_table(
     assert result.type == guide_type
     assert result.is_syntax_error is False
     assert result.is_ported is False
-    assert result.current_network_mcc is None and result.current_network_mnc is None
+    assert result.current_network_mcc is None
+    assert result.current_network_mnc is None
     expected_status = (
         "inconclusive"
         if guide_type in {"mobile", "mobile_or_landline", "unknown"}
