@@ -1,0 +1,34 @@
+# The commands people run. `make serve` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint install bench services
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the service on the embedded default: SQLite under ./var, in-process workers.
+serve: $(STAMP)
+	mkdir -p var
+	$(BIN)/apexverify migrate
+	$(BIN)/apexverify serve --init-demo
+
+## Run the whole test suite (starts PostgreSQL/Redis when this machine has them).
+test: $(STAMP)
+	-@bash scripts/start-services.sh
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/parse_upload.py

@@ -1,0 +1,114 @@
+"""A real ``apexverify serve`` process on a free loopback port, with its own SQLite database
+and data directory: what the end-to-end tests talk to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).with_name("apexverify")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        log = (self.data_dir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.data_dir / "server.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def cli(self, *args: str) -> str:
+        """Run an admin CLI command against this server's database; returns stdout."""
+        done = subprocess.run(
+            [str(BIN), *args], env=self.env, capture_output=True, text=True, check=False,
+            cwd=self.data_dir,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"apexverify {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def create_account(
+        self, *, sandbox: bool = True, email_credits: float = 1000, phone_credits: float = 1000
+    ) -> tuple[str, str]:
+        """A new account; returns ``(api_key, account_id)``."""
+        args = ["account", "create", "--name", "test", "--json",
+                "--email-credits", str(email_credits), "--phone-credits", str(phone_credits)]
+        if sandbox:
+            args.append("--sandbox")
+        data = json.loads(self.cli(*args))
+        return data["api_key"], data["account_id"]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks run, as after a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def server_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APEXVERIFY_")}
+    env.update(
+        APEXVERIFY_DATABASE_URL=f"sqlite:///{data_dir / 'apexverify.db'}",
+        APEXVERIFY_DATA_DIR=str(data_dir / "var"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def start_server(tmp_path: Path, **env: str) -> LiveServer:
+    """Start a server whose state lives under ``tmp_path``; ``env`` overrides settings."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return LiveServer(data_dir=tmp_path, env=server_env(tmp_path, **env)).start()
