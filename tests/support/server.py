@@ -103,6 +103,8 @@ def server_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         APEXVERIFY_DATABASE_URL=f"sqlite:///{data_dir / 'apexverify.db'}",
         APEXVERIFY_DATA_DIR=str(data_dir / "var"),
         PYTHONUNBUFFERED="1",
+        # Tests poll fast; the rate-limit tests set their own limit.
+        APEXVERIFY_RATE_LIMIT_PER_MINUTE="100000",
     )
     env.update(overrides)
     return env

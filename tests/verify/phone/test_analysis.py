@@ -7,6 +7,7 @@ import pytest
 
 from apexverify.verify.base import PHONE_STATUSES, PHONE_TYPES
 from apexverify.verify.phone import analyze, analyze_many, offline_result
+from apexverify.verify.phone.analysis import type_and_region
 from apexverify.verify.phone.typemap import (
     HLRLOOKUP_TYPES,
     LIBPHONENUMBER_TYPE_NAMES,
@@ -188,3 +189,26 @@ def test_analyze_many_in_processes_matches_serial() -> None:
     assert analyze_many(numbers, "GB", processes=2, chunk_size=97) == serial
     assert analyze_many(numbers, "GB", processes=1) == serial
     assert analyze_many([], "GB", processes=2) == []
+
+
+def test_type_and_region_agrees_with_public_functions() -> None:
+    # The benchmark's generator gives a realistic mix of countries, forms and bad ranges.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from phone_offline import generate  # type: ignore[import-not-found]
+
+    checked = 0
+    for raw in generate(3000, "US", seed=7) + [row[0] for row in TABLE]:
+        try:
+            number = phonenumbers.parse(raw, "US")
+        except phonenumbers.NumberParseException:
+            continue
+        number_type, region = type_and_region(number)
+        assert number_type == phonenumbers.number_type(number)
+        assert region == phonenumbers.region_code_for_number(number)
+        valid = number_type != phonenumbers.PhoneNumberType.UNKNOWN
+        assert valid == phonenumbers.is_valid_number(number)
+        checked += 1
+    assert checked > 2500
