@@ -27,7 +27,11 @@ import phonenumbers
 # Importing carrier loads every carrier table (a few MB) once, at import time, so the first
 # analysed number does not pay for it and forked workers share the pages.
 from phonenumbers import carrier
-from phonenumbers.phonenumberutil import is_mobile_number_portable_region
+from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonenumberutil import (
+    _number_type_helper,  # private, but it is exactly what number_type() calls
+    is_mobile_number_portable_region,
+)
 
 from ..base import PhoneResult
 from .numbering import e164, parse_phone
@@ -60,6 +64,22 @@ class PhoneAnalysis(NamedTuple):
         return self.e164 is None
 
 
+def type_and_region(number: phonenumbers.PhoneNumber) -> tuple[int, str | None]:
+    """``(number_type(number), region_code_for_number(number))`` for the price of one.
+
+    phonenumbers.number_type() finds the region internally and throws it away; finding it
+    again costs as much as the type itself (for +1 it tries up to 25 regions). This is the
+    body of number_type() keeping the region; a test checks both answers against the
+    public functions.
+    """
+    region = phonenumbers.region_code_for_number(number)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
+    if metadata is None:
+        return phonenumbers.PhoneNumberType.UNKNOWN, region
+    nsn = phonenumbers.national_significant_number(number)
+    return _number_type_helper(nsn, metadata), region
+
+
 def _sole_region(number: phonenumbers.PhoneNumber) -> str | None:
     # An unallocated range still belongs to its country code; name the country only when
     # the code has one (+44 -> GB, but +1 is shared by 25 regions and stays None).
@@ -75,11 +95,12 @@ def analyze(raw: str, region: str | None) -> PhoneAnalysis:
     number = parse_phone(raw, region)
     if number is None:
         return _SYNTAX_ERROR
-    number_type = phonenumbers.number_type(number)
-    # number_type() is UNKNOWN exactly when the number matches no allocated range of its
-    # region, which is what is_valid_number() checks; reusing it halves the pattern matching.
+    number_type, country = type_and_region(number)
+    # The type is UNKNOWN exactly when the number matches no allocated range of its region,
+    # which is what is_valid_number() checks; reusing it halves the pattern matching.
     valid = number_type != phonenumbers.PhoneNumberType.UNKNOWN
-    country = phonenumbers.region_code_for_number(number) if valid else _sole_region(number)
+    if not valid:
+        country = _sole_region(number)
     operator = None
     if number_type in _CARRIER_TYPES:
         operator = carrier.name_for_valid_number(number, "en") or None
