@@ -6,12 +6,15 @@ Phases, all over the same deterministic input:
 
 1. ``plain loop``: the straightforward single-process phonenumbers loop (parse, possible
    length, validity, type, carrier, E.164), the baseline;
-2. ``analyze, 1 process``: the engine's ``analyze`` in this process;
+2. ``analyze, 1 process``: the engine's analysis in this process (``iter_analyze``,
+   ``processes=1``, streamed in chunks like phase 3);
 3. ``analyze_many, P processes``: the engine's process-pool path (``iter_analyze``).
 
 For each phase: numbers/s and peak memory of this process plus its worker processes, sampled
 every 50 ms (RSS summed, which counts pages shared by forked workers once per process, and
-PSS summed, which splits shared pages fairly).
+PSS summed, which splits shared pages fairly), the cores actually used (CPU seconds / wall
+seconds) and the 1-minute load average before and after, since other work on the machine
+skews every figure.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import phonenumbers
 import psutil
 from phonenumbers import PhoneNumberFormat, PhoneNumberType, carrier
 
-from apexverify.verify.phone import analyze
 from apexverify.verify.phone.parallel import iter_analyze
 
 # (region, type, share of the international part of the mix)
@@ -198,15 +200,28 @@ class Phase:
     peak_rss_mb: float
     peak_pss_mb: float
     workers: int
+    cores_used: float  # CPU seconds of this process and its workers / wall seconds
+    load_before: float  # 1-minute load average: other work on the machine skews figures
+    load_after: float
     counts: dict[str, int]
+
+
+def _cpu_seconds() -> float:
+    # Pool workers are reaped when the pool closes, so their CPU time lands in the
+    # children_* fields (the sampler thread's own CPU is included; it is ~1%).
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run_phase(name: str, count: int, work: Callable[[], Counter[str]]) -> Phase:
     sampler = MemorySampler()
+    load_before = os.getloadavg()[0]
+    cpu_before = _cpu_seconds()
     with sampler.running():
         started = time.perf_counter()
         counts = work()
         seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     phase = Phase(
         name=name,
         seconds=round(seconds, 2),
@@ -214,12 +229,16 @@ def run_phase(name: str, count: int, work: Callable[[], Counter[str]]) -> Phase:
         peak_rss_mb=round(sampler.peak_rss / 2**20, 1),
         peak_pss_mb=round(sampler.peak_pss / 2**20, 1),
         workers=sampler.peak_workers,
+        cores_used=round(cpu / seconds, 2),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
         counts=dict(sorted(counts.items())),
     )
     print(
         f"{name:<28} {phase.seconds:>8.2f} s {phase.per_second:>10,} numbers/s   "
         f"peak RSS {phase.peak_rss_mb:>7.1f} MB  PSS {phase.peak_pss_mb:>7.1f} MB  "
-        f"workers {phase.workers}  {phase.counts}",
+        f"workers {phase.workers}  cores used {phase.cores_used}  "
+        f"load {phase.load_before}->{phase.load_after}  {phase.counts}",
         flush=True,
     )
     return phase
@@ -260,7 +279,7 @@ def main() -> None:
         run_phase(
             "analyze, 1 process",
             args.count,
-            lambda: _count(iter([[analyze(n, args.region) for n in numbers]])),
+            lambda: _count(iter_analyze(numbers, args.region, processes=1)),
         ),
         run_phase(
             f"analyze_many, {args.processes} processes",

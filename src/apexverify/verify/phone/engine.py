@@ -23,7 +23,15 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from ...settings import Settings
-from ..base import Outcome, PhoneResult, Retry, Verifier, VerifyContext, VerifyItem
+from ..base import (
+    Outcome,
+    PhoneResult,
+    RecordType,
+    Retry,
+    Verifier,
+    VerifyContext,
+    VerifyItem,
+)
 from .analysis import PhoneAnalysis, analyze, base_extra, offline_result
 from .lookup import LookupFailure, LookupResult, NetworkLookup, RetryPolicy, build_lookup
 from .typemap import offline_status
@@ -87,7 +95,7 @@ def _failed(analysis: PhoneAnalysis, failure: LookupFailure) -> PhoneResult:
 
 
 class PhoneVerifier(Verifier):
-    record_type: ClassVar = "phone"
+    record_type: ClassVar[RecordType] = "phone"
 
     def __init__(
         self,
