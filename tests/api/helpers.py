@@ -10,13 +10,16 @@ import httpx
 
 class Api:
     def __init__(self, base_url: str, api_key: str) -> None:
-        self.client = httpx.Client(
-            base_url=base_url, headers={"X-API-Key": api_key}, timeout=60
-        )
+        self.client = httpx.Client(base_url=base_url, headers={"X-API-Key": api_key}, timeout=60)
 
     def upload(
-        self, content: bytes | str, *, type: str = "email", country: str = "US",
-        name: str = "test batch", **fields: str,
+        self,
+        content: bytes | str,
+        *,
+        type: str = "email",
+        country: str = "US",
+        name: str = "test batch",
+        **fields: str,
     ) -> httpx.Response:
         body = content.encode() if isinstance(content, str) else content
         data = {"name": name, "type": type, "target_country": country, **fields}

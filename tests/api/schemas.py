@@ -65,18 +65,21 @@ def details_schema(status: str) -> dict[str, Any]:
     if status in ("ready_for_verification", "verification_ongoing", "verification_done"):
         required += ["found_content", "found_cost"]
         props["found_content"] = {
-            "oneOf": [{"$ref": "#/components/schemas/BatchSetupVerificationParsingEmail"},
-                      {"$ref": "#/components/schemas/BatchSetupVerificationParsingPhone"}]
+            "oneOf": [
+                {"$ref": "#/components/schemas/BatchSetupVerificationParsingEmail"},
+                {"$ref": "#/components/schemas/BatchSetupVerificationParsingPhone"},
+            ]
         }
         props["found_cost"] = {
-            "oneOf": [{"$ref": "#/components/schemas/BatchSetupVerificationCostEmail"},
-                      {"$ref": "#/components/schemas/BatchSetupVerificationCostPhone"}]
+            "oneOf": [
+                {"$ref": "#/components/schemas/BatchSetupVerificationCostEmail"},
+                {"$ref": "#/components/schemas/BatchSetupVerificationCostPhone"},
+            ]
         }
     if status == "verification_done":
         required.append("stats")
         props["stats"] = {"$ref": "#/components/schemas/VerificationStats"}
-    return {"type": "object", "required": required, "properties": props,
-            "components": components}
+    return {"type": "object", "required": required, "properties": props, "components": components}
 
 
 def assert_details(body: Any) -> None:

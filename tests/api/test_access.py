@@ -83,15 +83,23 @@ def test_unknown_batch_is_404_and_malformed_id_is_422(api: Api) -> None:
         ({"type": "email", "target_country": "ZZ"}, "target_country"),
         ({"type": "email", "target_country": "US", "target_audience": 24}, "target_audience"),
         ({"type": "email", "target_country": "US", "target_audience": 0}, "target_audience"),
-        ({"type": "email", "target_country": "US", "target_market_industry": 116},
-         "target_market_industry"),
+        (
+            {"type": "email", "target_country": "US", "target_market_industry": 116},
+            "target_market_industry",
+        ),
         ({"type": "email", "target_country": "US", "target_objective": 17}, "target_objective"),
-        ({"type": "email", "target_country": "US", "max_account_cache_backoff": 181},
-         "max_account_cache_backoff"),
-        ({"type": "email", "target_country": "US", "max_global_cache_backoff": 0},
-         "max_global_cache_backoff"),
-        ({"type": "email", "target_country": "US", "use_global_cache": "perhaps"},
-         "use_global_cache"),
+        (
+            {"type": "email", "target_country": "US", "max_account_cache_backoff": 181},
+            "max_account_cache_backoff",
+        ),
+        (
+            {"type": "email", "target_country": "US", "max_global_cache_backoff": 0},
+            "max_global_cache_backoff",
+        ),
+        (
+            {"type": "email", "target_country": "US", "use_global_cache": "perhaps"},
+            "use_global_cache",
+        ),
     ],
 )
 def test_put_validates_every_range(api: Api, body: dict, field: str) -> None:
@@ -107,9 +115,14 @@ def test_put_accepts_codes_as_strings_and_reparses(api: Api) -> None:
     assert api.status(batch_uuid)["found_content"]["duplicate_email"] == 1
     response = api.client.put(
         f"/v1/batch/{batch_uuid}",
-        json={"type": "email", "target_country": "sg", "target_audience": "17",
-              "target_market_industry": "46", "target_objective": "6",
-              "remove_duplicate": False},
+        json={
+            "type": "email",
+            "target_country": "sg",
+            "target_audience": "17",
+            "target_market_industry": "46",
+            "target_objective": "6",
+            "remove_duplicate": False,
+        },
     )
     assert response.json() == {"message": "Success"}
     api.wait_for(batch_uuid, "ready_for_verification")
@@ -118,7 +131,9 @@ def test_put_accepts_codes_as_strings_and_reparses(api: Api) -> None:
     assert details["parameters"]["target_country"] == "SG"
     assert api.client.patch(f"/v1/batch/{batch_uuid}").json() == {"status": "ok"}
     assert api.wait_for(batch_uuid, "ready_for_verification")["found_content"] == {
-        "valid_email": 2, "wrong_email": 0, "duplicate_email": 1,
+        "valid_email": 2,
+        "wrong_email": 0,
+        "duplicate_email": 1,
     }
 
 
@@ -135,14 +150,19 @@ def test_launched_batch_refuses_reconfiguration(api: Api) -> None:
 def test_launch_with_short_balance_is_402_and_changes_nothing(live_server: LiveServer) -> None:
     key, account_id = live_server.create_account(sandbox=False, email_credits=1)
     api = Api(live_server.base_url, key)
-    batch_uuid = api.ready("a@example.com\nb@example.com\nc@example.com\n",
-                           use_global_cache="false", use_account_cache="false")
+    batch_uuid = api.ready(
+        "a@example.com\nb@example.com\nc@example.com\n",
+        use_global_cache="false",
+        use_account_cache="false",
+    )
     response = api.client.post(f"/v1/batch/{batch_uuid}")
     assert response.status_code == 402
     assert "credits" in response.json()["message"]
     assert api.status(batch_uuid)["status"] == "ready_for_verification"
-    assert api.client.get("/v1/account/credits").json() == {"email_credit": 1.0,
-                                                            "phone_credit": 1000.0}
+    assert api.client.get("/v1/account/credits").json() == {
+        "email_credit": 1.0,
+        "phone_credit": 1000.0,
+    }
 
 
 def test_rate_limit_headers_and_429(make_server) -> None:  # type: ignore[no-untyped-def]
@@ -153,8 +173,9 @@ def test_rate_limit_headers_and_429(make_server) -> None:  # type: ignore[no-unt
     for _ in range(5):
         response = api.client.get("/v1/account/credits")
         assert response.status_code == 200
-        seen.append((response.headers["X-RateLimit-Remaining"],
-                     response.headers["X-RateLimit-Used"]))
+        seen.append(
+            (response.headers["X-RateLimit-Remaining"], response.headers["X-RateLimit-Used"])
+        )
         assert response.headers["X-RateLimit-Limit"] == "5"
     assert seen[0] == ("4", "1") and seen[-1] == ("0", "5")
     limited = api.client.get("/v1/account/credits")

@@ -22,7 +22,7 @@ def test_kill_9_mid_verification_resumes_with_one_result_and_one_debit(make_serv
     while True:
         body = api.status(batch_uuid)
         verified = body.get("progress", {}).get("verified", 0)
-        if 1000 <= verified:
+        if verified >= 1000:
             break
         assert time.monotonic() < deadline, body
         time.sleep(0.05)
@@ -59,8 +59,12 @@ def test_twenty_concurrent_launches_against_a_balance_for_five(make_server) -> N
     key, _ = server.create_account(sandbox=False, email_credits=0, phone_credits=10)
     api = Api(server.base_url, key)
     batches = [
-        api.ready(f"+1415555{i:04d}\n+4420794{i:05d}\n", type="phone", use_account_cache="false",
-                  use_global_cache="false")
+        api.ready(
+            f"+1415555{i:04d}\n+4420794{i:05d}\n",
+            type="phone",
+            use_account_cache="false",
+            use_global_cache="false",
+        )
         for i in range(20)
     ]
     assert all(

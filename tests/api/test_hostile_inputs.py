@@ -76,13 +76,17 @@ def test_bad_upload_fields_are_422(api: Api, stored: tuple, fields: dict, field:
 
 
 def test_missing_file_and_non_multipart_are_422(api: Api, stored: tuple) -> None:
-    no_file = api.client.post("/v1/batch", data={"name": "n", "type": "email",
-                                                  "target_country": "US"})
+    no_file = api.client.post(
+        "/v1/batch", data={"name": "n", "type": "email", "target_country": "US"}
+    )
     assert no_file.status_code == 422
     as_json = api.client.post("/v1/batch", json={"name": "n"})
     assert as_json.status_code == 422
-    garbage = api.client.put("/v1/batch/6f1c1c52-0000-4000-8000-000000000000",
-                             content=b"{not json", headers={"Content-Type": "application/json"})
+    garbage = api.client.put(
+        "/v1/batch/6f1c1c52-0000-4000-8000-000000000000",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert garbage.status_code == 422
     wrong_format = api.client.get(f"/v1/batch/{stored[0]}/export", params={"format": "csv"})
     assert wrong_format.status_code == 422
@@ -99,8 +103,9 @@ def test_upload_size_limit(make_server) -> None:  # type: ignore[no-untyped-def]
 
 def test_formula_payloads_stay_text(api: Api, stored: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def]
     payloads = ["=HYPERLINK(http://evil)", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
-    batch_uuid = api.run("\n".join(payloads) + "\nvalid@example.com\n",
-                         remove_wrong_email_format="false")
+    batch_uuid = api.run(
+        "\n".join(payloads) + "\nvalid@example.com\n", remove_wrong_email_format="false"
+    )
     results = api.export_json(batch_uuid)
     assert all(results[p]["is_syntax_error"] for p in payloads)
     response = api.client.get(f"/v1/batch/{batch_uuid}/export", params={"format": "xlsx"})

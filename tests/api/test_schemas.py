@@ -25,7 +25,8 @@ def test_upload_answer_shape(api: Api) -> None:
 def test_status_and_details_in_every_state(api: Api, record_type: str) -> None:
     content = (
         "valid@example.com\ninvalid@example.com\nunknown@example.com\nnope\nvalid@example.com\n"
-        if record_type == "email" else "+14155550100\n+14155550102\n4155550103\n12\n+14155550100\n"
+        if record_type == "email"
+        else "+14155550100\n+14155550102\n4155550103\n12\n+14155550100\n"
     )
     batch_uuid = api.new_batch(content, type=record_type)
     first = api.status(batch_uuid)
@@ -36,7 +37,9 @@ def test_status_and_details_in_every_state(api: Api, record_type: str) -> None:
     ready = api.wait_for(batch_uuid, "ready_for_verification")
     assert_status_response(ready)
     assert ready["found_content"] == {
-        f"valid_{record_type}": 3, f"wrong_{record_type}": 1, f"duplicate_{record_type}": 1,
+        f"valid_{record_type}": 3,
+        f"wrong_{record_type}": 1,
+        f"duplicate_{record_type}": 1,
     }
     assert_details(api.client.get(f"/v1/batch/{batch_uuid}/details").json())
 
@@ -46,8 +49,12 @@ def test_status_and_details_in_every_state(api: Api, record_type: str) -> None:
     stats = done["stats"]
     assert stats["total_verification"] == 3
     assert stats["total_verification_duplicate"] == 1
-    assert stats["total_verification_valid"] + stats["total_verification_wrong"] + stats[
-        "total_verification_unknown"] == 3
+    assert (
+        stats["total_verification_valid"]
+        + stats["total_verification_wrong"]
+        + stats["total_verification_unknown"]
+        == 3
+    )
     final = api.client.get(f"/v1/batch/{batch_uuid}/details").json()
     assert_details(final)
     assert final["status"] == "verification_done"

@@ -38,11 +38,17 @@ def test_guide_end_to_end_example_runs_as_written(
 ) -> None:
     script = guide_script()
     script = script.replace('API_KEY="YOUR_API_KEY"', f'API_KEY="{api_key}"', 1)
-    script = script.replace('BASE="https://api.apexverify.com"', f'BASE="{live_server.base_url}"', 1)
+    script = script.replace(
+        'BASE="https://api.apexverify.com"', f'BASE="{live_server.base_url}"', 1
+    )
     assert live_server.base_url in script and api_key in script
     (tmp_path / "contacts.txt").write_text("\n".join(CONTACTS) + "\n")
     done = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
         check=False,
     )
     assert done.returncode == 0, done.stderr

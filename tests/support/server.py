@@ -39,7 +39,10 @@ class LiveServer:
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
             [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -59,7 +62,11 @@ class LiveServer:
     def cli(self, *args: str) -> str:
         """Run an admin CLI command against this server's database; returns stdout."""
         done = subprocess.run(
-            [str(BIN), *args], env=self.env, capture_output=True, text=True, check=False,
+            [str(BIN), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
             cwd=self.data_dir,
         )
         if done.returncode != 0:
@@ -70,8 +77,17 @@ class LiveServer:
         self, *, sandbox: bool = True, email_credits: float = 1000, phone_credits: float = 1000
     ) -> tuple[str, str]:
         """A new account; returns ``(api_key, account_id)``."""
-        args = ["account", "create", "--name", "test", "--json",
-                "--email-credits", str(email_credits), "--phone-credits", str(phone_credits)]
+        args = [
+            "account",
+            "create",
+            "--name",
+            "test",
+            "--json",
+            "--email-credits",
+            str(email_credits),
+            "--phone-credits",
+            str(phone_credits),
+        ]
         if sandbox:
             args.append("--sandbox")
         data = json.loads(self.cli(*args))

@@ -17,6 +17,7 @@ from ..store import records
 from ..store.models import Account, Batch, utcnow
 from . import states
 from .context import Services
+from .dedupe import DuplicateFinder
 from .params import BatchParameters
 from .parsing import ParseSpec, classified_chunks
 from .pricing import price_batch
@@ -63,14 +64,16 @@ def _parse(services: Services, batch_uuid: str, generation: int) -> None:
     )
     with services.store.write() as session:
         records.delete_rows(session, batch.pk)
+    finder = DuplicateFinder()
     pending: list[tuple] = []
     for rows in classified_chunks(spec, Path(batch.file_path), services.settings.parse_workers):
+        finder.see(row[3] for row in rows)
         pending.extend(rows)
         if len(pending) >= 100_000:
             _flush(services, batch_uuid, generation, batch.pk, pending)
             pending = []
     _flush(services, batch_uuid, generation, batch.pk, pending)
-    _finish(services, batch, account, params, generation)
+    _finish(services, batch, account, params, generation, finder.candidates)
 
 
 def _flush(
@@ -88,9 +91,12 @@ def _finish(
     account: Account,
     params: BatchParameters,
     generation: int,
+    candidates: set[bytes],
 ) -> None:
     with services.store.write() as session:
-        records.mark_duplicates(session, batch.pk, keep_duplicates=not params.remove_duplicate)
+        records.resolve_repeats(
+            session, batch.pk, candidates, keep_duplicates=not params.remove_duplicate
+        )
         if params.use_account_cache:
             records.apply_cache(
                 session,

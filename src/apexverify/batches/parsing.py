@@ -69,7 +69,8 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
                 )
             )
         else:
-            append((seq, value, norm, value_key(secret, norm), "valid", True, None, None))
+            stored = None if norm == value else norm  # most addresses are already canonical
+            append((seq, value, stored, value_key(secret, norm), "valid", True, None, None))
     return rows
 
 

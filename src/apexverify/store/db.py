@@ -62,6 +62,9 @@ def _make_sqlite_engine(url: str) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
+        # Bulk loads and dedupe sorts of million-row batches: a 16 MiB page cache per
+        # connection instead of the 2 MiB default.
+        cur.execute("PRAGMA cache_size=-16384")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,22 +28,26 @@ _INSERT_COLUMNS = (
     "verdict",
     "result",
     "attempts",
+    "exact_repeat",
 )
+_VALID_COLUMNS = _INSERT_COLUMNS[:5]
 
 
 def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
     """Bulk-insert classified rows ``(seq, value, normalized, key_hash, kind, included,
-    verdict, result_json)``: executemany on SQLite, COPY on PostgreSQL."""
+    verdict, result_json)``: COPY on PostgreSQL; on SQLite an executemany that binds only five
+    columns for valid rows (the rest are server defaults)."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, batch_pk, rows)
         return
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    placeholders = ",".join("?" * len(_INSERT_COLUMNS))
-    cursor.executemany(
-        f"INSERT INTO records ({','.join(_INSERT_COLUMNS)}) VALUES ({placeholders})",
-        [(batch_pk, *row, 0) for row in rows],
-    )
+    valid = [(batch_pk, *row[:4]) for row in rows if row[4] == "valid"]
+    other = [(batch_pk, *row, 0, False) for row in rows if row[4] != "valid"]
+    for columns, batch in ((_VALID_COLUMNS, valid), (_INSERT_COLUMNS, other)):
+        if batch:
+            marks = ",".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO records ({','.join(columns)}) VALUES ({marks})", batch)
     cursor.close()
 
 
@@ -56,24 +60,77 @@ def _copy_rows(conn: Connection, batch_pk: int, rows: Sequence[tuple[Any, ...]])
         ) as copy,
     ):
         for row in rows:
-            copy.write_row((batch_pk, *row, 0))
+            copy.write_row((batch_pk, *row, 0, False))
 
 
 def delete_rows(session: Session, batch_pk: int) -> None:
     session.execute(delete(Record).where(Record.batch_pk == batch_pk))
 
 
-def mark_duplicates(session: Session, batch_pk: int, keep_duplicates: bool) -> None:
-    """Every valid row whose key appeared on an earlier valid row becomes a duplicate."""
-    session.execute(
-        text(
-            "UPDATE records SET kind = 'duplicate', included = :keep "
-            "WHERE batch_pk = :b AND kind = 'valid' AND EXISTS ("
-            " SELECT 1 FROM records r2 WHERE r2.batch_pk = :b AND r2.key_hash = records.key_hash"
-            " AND r2.kind IN ('valid', 'duplicate') AND r2.seq < records.seq)"
-        ),
-        {"b": batch_pk, "keep": keep_duplicates},
+def resolve_repeats(
+    session: Session, batch_pk: int, candidates: set[bytes], keep_duplicates: bool
+) -> None:
+    """Exact pass over the rows whose key may repeat (see ``batches/dedupe.py``): within one
+    (kind, key) the first row stays, later valid rows become duplicates of it, and a row whose
+    text repeats an earlier row verbatim is flagged (one JSON key for both)."""
+    if not candidates:
+        return
+    conn = session.connection()
+    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_keys (key_hash {blob})")
+    conn.exec_driver_sql("DELETE FROM dedupe_keys")
+    marker = "%s" if conn.dialect.name == "postgresql" else "?"
+    conn.exec_driver_sql(
+        f"INSERT INTO dedupe_keys (key_hash) VALUES ({marker})", [(k,) for k in candidates]
     )
+    rows = conn.execute(
+        text(
+            "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM records r"
+            " WHERE r.batch_pk = :b AND r.key_hash IN (SELECT key_hash FROM dedupe_keys)"
+            " ORDER BY r.kind, r.key_hash, r.seq"
+        ),
+        {"b": batch_pk},
+    )
+    updates = []
+    group: tuple[str, bytes] | None = None
+    first_seq, seen_text = 0, set()
+    for rid, seq, kind, key, value in rows:
+        if (kind, key) != group:
+            group, first_seq, seen_text = (kind, key), seq, {value}
+            continue
+        repeat = value in seen_text
+        seen_text.add(value)
+        duplicate = kind == "valid"
+        updates.append(
+            {
+                "rid": rid,
+                "kind": "duplicate" if duplicate else kind,
+                "first": first_seq,
+                "repeat": repeat,
+                "dup": duplicate,
+            }
+        )
+    conn.exec_driver_sql("DELETE FROM dedupe_keys")
+    if updates:
+        table = Record.__table__
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("rid"))
+            .values(
+                kind=bindparam("kind"),
+                primary_seq=bindparam("first"),
+                exact_repeat=bindparam("repeat"),
+            ),
+            updates,
+        )
+        dup_ids = [{"rid": u["rid"]} for u in updates if u["dup"]]
+        if dup_ids:
+            conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("rid"))
+                .values(included=keep_duplicates),
+                dup_ids,
+            )
 
 
 def apply_cache(
@@ -137,7 +194,13 @@ class PendingRecord:
 def claim_chunk(session: Session, batch_pk: int, after_seq: int, limit: int) -> list[PendingRecord]:
     """The next unverified valid rows after ``after_seq`` whose retry time has come."""
     stmt = (
-        select(Record.id, Record.seq, Record.normalized, Record.key_hash, Record.attempts)
+        select(
+            Record.id,
+            Record.seq,
+            func.coalesce(Record.normalized, Record.value),
+            Record.key_hash,
+            Record.attempts,
+        )
         .where(
             Record.batch_pk == batch_pk,
             Record.seq > after_seq,
@@ -239,7 +302,7 @@ def copy_results_to_duplicates(session: Session, batch_pk: int) -> None:
         text(
             "UPDATE records SET verdict = p.verdict, result = p.result FROM records p "
             "WHERE records.batch_pk = :b AND records.kind = 'duplicate' AND records.included "
-            "AND p.batch_pk = :b AND p.kind = 'valid' AND p.key_hash = records.key_hash"
+            "AND p.batch_pk = :b AND p.seq = records.primary_seq"
         ),
         {"b": batch_pk},
     )
