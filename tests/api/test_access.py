@@ -148,7 +148,7 @@ def test_launched_batch_refuses_reconfiguration(api: Api) -> None:
 
 
 def test_launch_with_short_balance_is_402_and_changes_nothing(live_server: LiveServer) -> None:
-    key, account_id = live_server.create_account(sandbox=False, email_credits=1)
+    key, _account_id = live_server.create_account(sandbox=False, email_credits=1)
     api = Api(live_server.base_url, key)
     batch_uuid = api.ready(
         "a@example.com\nb@example.com\nc@example.com\n",
@@ -177,7 +177,8 @@ def test_rate_limit_headers_and_429(make_server) -> None:  # type: ignore[no-unt
             (response.headers["X-RateLimit-Remaining"], response.headers["X-RateLimit-Used"])
         )
         assert response.headers["X-RateLimit-Limit"] == "5"
-    assert seen[0] == ("4", "1") and seen[-1] == ("0", "5")
+    assert seen[0] == ("4", "1")
+    assert seen[-1] == ("0", "5")
     limited = api.client.get("/v1/account/credits")
     assert limited.status_code == 429
     assert limited.json() == {"message": "Too Many Requests"}

@@ -41,7 +41,8 @@ def test_guide_end_to_end_example_runs_as_written(
     script = script.replace(
         'BASE="https://api.apexverify.com"', f'BASE="{live_server.base_url}"', 1
     )
-    assert live_server.base_url in script and api_key in script
+    assert live_server.base_url in script
+    assert api_key in script
     (tmp_path / "contacts.txt").write_text("\n".join(CONTACTS) + "\n")
     done = subprocess.run(
         ["bash", "-c", script],
