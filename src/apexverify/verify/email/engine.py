@@ -1,0 +1,372 @@
+"""The email verification engine: syntax, lists, DNS, SMTP and catch-all, then the verdict.
+
+Addresses are grouped by domain so that one connection carries many RCPT commands
+(``smtp_rcpt_per_connection``), MX hosts are tried in preference order, connections are
+capped per MX (:class:`MxSlots`) and globally (``smtp_max_connections``), and every
+inconclusive-but-transient answer (greylisting, timeouts, DNS failures) becomes a
+:class:`Retry` so that the batch runner re-probes later instead of hammering at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ...settings import Settings
+from ..base import EmailResult, Outcome, Retry, Verifier, VerifyContext, VerifyItem
+from .catchall import CatchAllCache, state_from_reply
+from .lists import is_disposable, is_free, is_role
+from .mx import MailDomain, MxResolver, build_resolver
+from .providers import provider_for_mx
+from .replies import Reply, ReplyKind, classify
+from .safety import refusal_reason
+from .slots import LocalMxSlots, MxSlots
+from .smtp import ProbeConfig, Target, run_session
+from .syntax import normalize_email
+from .typo import suggest_domain
+from .verdicts import Evidence, Flags, decide
+
+# How long an MX address that refused or never greeted us is skipped: long enough that the
+# other chunks of the same batch do not each wait for the same timeout, short enough that a
+# delayed re-probe (greylist retry, minutes later) tries it again.
+DEAD_MX_SECONDS = 60.0
+# Bounds on failover: MX addresses tried per host and in total for one group of recipients.
+ADDRESSES_PER_HOST = 2
+MAX_TARGETS = 6
+
+_DNS_EVIDENCE = {
+    "nxdomain": Evidence.NXDOMAIN,
+    "no_mail": Evidence.NO_MAIL_HOST,
+    "null_mx": Evidence.NULL_MX,
+    "error": Evidence.DNS_ERROR,
+}
+
+_KIND_EVIDENCE = {
+    ReplyKind.ACCEPTED: Evidence.ACCEPTED,
+    ReplyKind.CANNOT_VERIFY: Evidence.CANNOT_VERIFY,
+    ReplyKind.USER_UNKNOWN: Evidence.USER_UNKNOWN,
+    ReplyKind.BAD_DOMAIN: Evidence.BAD_DOMAIN,
+    ReplyKind.MAILBOX_FULL: Evidence.MAILBOX_FULL,
+    ReplyKind.POLICY: Evidence.POLICY,
+    ReplyKind.TEMPORARY: Evidence.TEMPORARY,
+    ReplyKind.UNSPECIFIED: Evidence.UNSPECIFIED,
+    ReplyKind.PROTOCOL: Evidence.PROTOCOL,
+}
+
+_FAILURE_EVIDENCE = {
+    "refused": Evidence.CONNECT_FAILED,
+    "timeout": Evidence.TIMEOUT,
+    "dropped": Evidence.DROPPED,
+}
+
+
+@dataclass
+class ProbeStats:
+    """Counters for one engine instance (benchmarks, metrics)."""
+
+    connections_opened: int = 0
+    rcpt_commands: int = 0
+    sessions_failed: int = 0
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the SMTP stage learnt about one recipient."""
+
+    evidence: Evidence
+    mx_host: str | None = None
+    reply: Reply | None = None
+    reason: str = ""
+
+
+class EmailVerifier(Verifier):
+    """Verifies normalized email addresses; one instance per batch run (its caches)."""
+
+    record_type = "email"
+
+    def __init__(self, settings: Settings, *, mx_slots: MxSlots | None = None) -> None:
+        self.settings = settings
+        self.stats = ProbeStats()
+        self._mx = MxResolver(
+            build_resolver(settings.dns_nameservers, settings.dns_timeout_seconds)
+        )
+        self._slots: MxSlots = mx_slots or LocalMxSlots(settings.smtp_max_connections_per_mx)
+        self._connections = asyncio.Semaphore(max(1, settings.smtp_max_connections))
+        self._catch_all = CatchAllCache()
+        self._dead: dict[str, tuple[float, Evidence, str]] = {}
+        self._accepting_domains: set[str] = set()  # a real recipient got 2xx here
+        self._config = ProbeConfig(
+            port=settings.smtp_port,
+            timeout=settings.smtp_timeout_seconds,
+            helo_name=settings.smtp_helo_name,
+            mail_from=settings.smtp_mail_from,
+            socks5_proxy=settings.smtp_socks5_proxy,
+        )
+
+    async def verify_many(
+        self, items: Sequence[VerifyItem], context: VerifyContext
+    ) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(items)
+        groups: dict[str, list[tuple[int, str, bool]]] = {}
+        for index, item in enumerate(items):
+            # Items arrive normalized; normalizing again is cheap and makes the engine safe
+            # to call with raw input (library use, POST /v1/unit).
+            address = normalize_email(item.value)
+            final = item.attempt >= context.max_attempts
+            if address is None:
+                outcomes[index] = self._decide(Evidence.SYNTAX_ERROR, Flags(), True, {})
+                continue
+            groups.setdefault(address.rpartition("@")[2], []).append((index, address, final))
+        await asyncio.gather(
+            *(self._verify_domain(domain, entries, outcomes) for domain, entries in groups.items())
+        )
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def aclose(self) -> None:
+        self._dead.clear()
+
+    # -- one domain --------------------------------------------------------------------
+
+    def _decide(
+        self, evidence: Evidence, flags: Flags, final: bool, extra: dict[str, object]
+    ) -> Outcome:
+        return decide(
+            evidence, flags, final=final,
+            retry_after=self.settings.smtp_greylist_retry_seconds, extra=extra,
+        )
+
+    async def _verify_domain(
+        self,
+        domain: str,
+        entries: list[tuple[int, str, bool]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        free, disposable = is_free(domain), is_disposable(domain)
+        suggestion = suggest_domain(domain)
+
+        def finish(answers: dict[str, _Answer], catch_all: str | None) -> None:
+            for index, address, final in entries:
+                answer = answers[address]
+                local = address.rpartition("@")[0]
+                flags = Flags(
+                    is_free=free,
+                    is_role=is_role(local),
+                    is_disposable=disposable,
+                    is_catch_all=answer.evidence is Evidence.CATCH_ALL,
+                )
+                reply = answer.reply
+                provider = provider_for_mx(answer.mx_host) if answer.mx_host else None
+                extra: dict[str, object] = {
+                    "did_you_mean": f"{local}@{suggestion}" if suggestion else None,
+                    "reason": answer.reason or None,
+                    "mx_host": answer.mx_host,
+                    "mx_provider": provider.name if provider else None,
+                    "smtp_code": reply.code if reply else None,
+                    "smtp_enhanced_code": reply.enhanced if reply else None,
+                    "smtp_reply": reply.text if reply else None,
+                    "catch_all": catch_all,
+                }
+                outcomes[index] = self._decide(answer.evidence, flags, final, extra)
+
+        addresses = list(dict.fromkeys(address for _, address, _ in entries))
+        mail = await self._mx.mail_domain(domain)
+        if mail.status != "ok":
+            answer = _Answer(_DNS_EVIDENCE[mail.status], reason=mail.reason)
+            finish(dict.fromkeys(addresses, answer), None)
+            return
+        if disposable:
+            # Disposable inboxes accept anything by design; probing them tells us nothing.
+            answer = _Answer(Evidence.DISPOSABLE, reason="disposable domain")
+            finish(dict.fromkeys(addresses, answer), None)
+            return
+        targets, refusals, errors = await self._targets(mail)
+        if not targets:
+            if refusals:
+                answer = _Answer(Evidence.MX_REFUSED, reason="; ".join(refusals))
+            elif errors:
+                answer = _Answer(Evidence.DNS_ERROR, reason="; ".join(errors))
+            else:
+                answer = _Answer(Evidence.NO_MAIL_HOST, reason="no MX host has an address")
+            finish(dict.fromkeys(addresses, answer), None)
+            return
+        answers = await self._probe_domain(domain, targets, addresses)
+        finish(answers, self._catch_all.state(domain))
+
+    async def _targets(self, mail: MailDomain) -> tuple[list[Target], list[str], list[str]]:
+        """Connectable MX addresses in preference order, plus refusals and DNS errors."""
+        looked_up = await asyncio.gather(*(self._mx.host_addresses(h) for h in mail.hosts))
+        targets: list[Target] = []
+        refusals: list[str] = []
+        errors: list[str] = []
+        for host, found in zip(mail.hosts, looked_up, strict=True):
+            if found.status == "error":
+                errors.append(f"{host}: {found.reason}")
+                continue
+            allowed = 0
+            for address in found.addresses:
+                reason = refusal_reason(
+                    address, allow_private=self.settings.smtp_allow_private_networks
+                )
+                if reason is not None:
+                    refusals.append(f"MX {host} refused: {reason}")
+                elif allowed < ADDRESSES_PER_HOST:
+                    targets.append(Target(host, address))
+                    allowed += 1
+        return targets[:MAX_TARGETS], refusals, errors
+
+    # -- SMTP --------------------------------------------------------------------------
+
+    async def _probe_domain(
+        self, domain: str, targets: list[Target], addresses: list[str]
+    ) -> dict[str, _Answer]:
+        provider = provider_for_mx(targets[0].host)
+        overrides = provider.enhanced_overrides if provider else None
+        probe_address = (
+            self._catch_all.probe_address(domain) if self._catch_all.needs_probe(domain) else None
+        )
+        recipients = ([probe_address] if probe_address else []) + addresses
+        per_connection = max(1, self.settings.smtp_rcpt_per_connection)
+        batches = [
+            recipients[i : i + per_connection] for i in range(0, len(recipients), per_connection)
+        ]
+        raw: dict[str, _Answer] = {}
+        for part in await asyncio.gather(
+            *(self._probe_batch(targets, batch, overrides) for batch in batches)
+        ):
+            raw.update(part)
+
+        if probe_address is not None:
+            probe = raw.pop(probe_address)
+            kind = classify(probe.reply, overrides) if probe.reply else None
+            self._catch_all.record(domain, state_from_reply(kind))
+        catch_all = self._catch_all.state(domain)
+
+        answers: dict[str, _Answer] = {}
+        for address in addresses:
+            answer = raw[address]
+            if answer.evidence is Evidence.ACCEPTED:
+                if catch_all == "yes":
+                    answer = _Answer(
+                        Evidence.CATCH_ALL, answer.mx_host, answer.reply,
+                        "the server also accepts a random recipient",
+                    )
+                else:
+                    self._accepting_domains.add(domain)
+            answers[address] = answer
+        if domain in self._accepting_domains and catch_all != "yes":
+            # A bare 550 (no enhanced code) may be a mailbox or a policy refusal; when the
+            # same domain accepted other recipients from us, it is about the mailbox.
+            for address, answer in answers.items():
+                if answer.evidence is Evidence.UNSPECIFIED and answer.reply is not None:
+                    answers[address] = _Answer(
+                        Evidence.USER_UNKNOWN, answer.mx_host, answer.reply,
+                        "rejected while other recipients of the domain were accepted",
+                    )
+        return answers
+
+    def _dead_reason(self, address: str) -> tuple[Evidence, str] | None:
+        entry = self._dead.get(address)
+        if entry is None:
+            return None
+        until, evidence, detail = entry
+        if time.monotonic() >= until:
+            del self._dead[address]
+            return None
+        return evidence, f"{detail} (not retried for {DEAD_MX_SECONDS:.0f}s)"
+
+    async def _probe_batch(
+        self,
+        targets: list[Target],
+        recipients: list[str],
+        overrides: dict[str, ReplyKind] | None,
+    ) -> dict[str, _Answer]:
+        """Answers for ``recipients``, failing over along ``targets`` (MX preference order)."""
+        answers: dict[str, _Answer] = {}
+        remaining = list(recipients)
+        failure = _Answer(Evidence.CONNECT_FAILED, reason="no MX could be reached")
+        for target in targets:
+            dead = self._dead_reason(target.address)
+            if dead is not None:
+                failure = _Answer(dead[0], target.host, reason=dead[1])
+                continue
+            for _round in range(4):  # more than one round only after "too many recipients"
+                async with self._slots.acquire(target.address), self._connections:
+                    self.stats.connections_opened += 1
+                    session = await run_session(target, remaining, self._config, overrides)
+                self.stats.rcpt_commands += len(session.answers)
+                for recipient, reply in session.answers.items():
+                    evidence = _KIND_EVIDENCE[classify(reply, overrides)]
+                    answers[recipient] = _Answer(evidence, target.host, reply)
+                if session.greeted and session.session_reply is None and not session.smtputf8:
+                    for recipient in remaining:
+                        if not recipient.isascii() and recipient not in answers:
+                            answers[recipient] = _Answer(
+                                Evidence.SMTPUTF8_UNSUPPORTED, target.host,
+                                reason="server does not offer SMTPUTF8",
+                            )
+                remaining = [r for r in remaining if r not in answers]
+                if session.session_reply is not None:
+                    reply = session.session_reply
+                    kind = classify(reply)
+                    if kind is ReplyKind.TEMPORARY:
+                        # 421/4xx before RCPT: this MX is busy, the next one may not be.
+                        failure = _Answer(Evidence.TEMPORARY, target.host, reply)
+                        break
+                    # Refused before RCPT: about us (sender, IP, HELO), never the mailbox.
+                    evidence = Evidence.PROTOCOL if kind is ReplyKind.PROTOCOL else Evidence.POLICY
+                    for recipient in remaining:
+                        answers[recipient] = _Answer(
+                            evidence, target.host, reply, "refused before RCPT"
+                        )
+                    return answers
+                if session.failure in (None, "too_many") and remaining:
+                    continue  # fresh connection for the rest
+                if session.failure in _FAILURE_EVIDENCE:
+                    self.stats.sessions_failed += 1
+                    evidence = _FAILURE_EVIDENCE[session.failure]
+                    failure = _Answer(evidence, target.host, reason=session.failure_detail)
+                    if not session.greeted:
+                        self._dead[target.address] = (
+                            time.monotonic() + DEAD_MX_SECONDS, evidence, session.failure_detail
+                        )
+                break
+            if not remaining:
+                break
+        for recipient in remaining:
+            answers[recipient] = failure
+        return answers
+
+
+async def verify_emails(
+    addresses: Iterable[str], settings: Settings, *, max_attempts: int | None = None
+) -> list[EmailResult]:
+    """Library entry: verify ``addresses`` (raw or normalized) and return final results.
+
+    Retries are honoured by sleeping for the requested delay (``smtp_greylist_retry_seconds``)
+    and probing again, up to ``max_attempts`` (default ``settings.max_verify_attempts``).
+    """
+    values = list(addresses)
+    context = VerifyContext(max_attempts=max_attempts or settings.max_verify_attempts)
+    results: list[EmailResult | None] = [None] * len(values)
+    pending = [(index, VerifyItem(value)) for index, value in enumerate(values)]
+    verifier = EmailVerifier(settings)
+    try:
+        while pending:
+            outcomes = await verifier.verify_many([item for _, item in pending], context)
+            delay = 0.0
+            waiting: list[tuple[int, VerifyItem]] = []
+            for (index, item), outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Retry):
+                    waiting.append((index, VerifyItem(item.value, item.attempt + 1)))
+                    delay = max(delay, outcome.after_seconds)
+                else:
+                    assert isinstance(outcome, EmailResult)
+                    results[index] = outcome
+            pending = waiting
+            if pending:
+                await asyncio.sleep(delay)
+    finally:
+        await verifier.aclose()
+    return [result for result in results if result is not None]

@@ -1,0 +1,117 @@
+"""A tiny authoritative DNS server for tests: dnslib, UDP and TCP on 127.0.0.1, free port.
+
+The zone is data (BIND-style text, one record per line, absolute names)::
+
+    with LabDnsServer('''
+        rejects.lab-example.com. 300 IN MX 10 mx.rejects.lab-example.com.
+        mx.rejects.lab-example.com. 300 IN A 127.0.0.2
+    ''', servfail={"broken.lab-example.com"}) as dns_server:
+        settings = Settings(dns_nameservers=[dns_server.nameserver])
+
+Answers: matching records (CNAMEs included); NOERROR with no answer when the name exists with
+other types or has names below it; NXDOMAIN otherwise; SERVFAIL for names in ``servfail``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+
+from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
+
+
+class _QuietLogger(DNSLogger):
+    def __init__(self) -> None:
+        super().__init__(log="-request,-reply,-truncated,-error,-recv,-send,-data")
+
+
+class ZoneResolver(BaseResolver):  # type: ignore[misc]
+    def __init__(self, zone: str, servfail: Iterable[str] = ()) -> None:
+        self.records: list[RR] = RR.fromZone(zone)
+        self.servfail = {DNSLabel(name.rstrip(".") + ".") for name in servfail}
+        self.queries: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _exists(self, name: DNSLabel) -> bool:
+        return any(rr.rname == name or rr.rname.matchSuffix(name) for rr in self.records)
+
+    def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        reply = request.reply()
+        qname, qtype = request.q.qname, request.q.qtype
+        with self._lock:
+            self.queries.append((str(qname), QTYPE[qtype]))
+        if qname in self.servfail:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        for rr in self.records:
+            if rr.rname == qname and (qtype in (rr.rtype, QTYPE.ANY) or rr.rtype == QTYPE.CNAME):
+                reply.add_answer(rr)
+        if not reply.rr and not self._exists(qname):
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+def _free_port() -> int:
+    # The same port number must be free for UDP and TCP; ask TCP, then bind UDP to it too.
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for the lab DNS server")
+
+
+class LabDnsServer:
+    """UDP+TCP DNS server on ``127.0.0.1:<port>`` answering ``zone``; start/stop or ``with``."""
+
+    def __init__(self, zone: str, servfail: Iterable[str] = ()) -> None:
+        self.resolver = ZoneResolver(zone, servfail)
+        self.port = 0
+        self._servers: list[DNSServer] = []
+
+    @property
+    def nameserver(self) -> str:
+        """The ``host:port`` form used by ``Settings.dns_nameservers``."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> LabDnsServer:
+        for attempt in range(5):
+            port = _free_port()
+            try:
+                udp = DNSServer(self.resolver, "127.0.0.1", port, logger=_QuietLogger())
+                tcp = DNSServer(self.resolver, "127.0.0.1", port, tcp=True, logger=_QuietLogger())
+            except OSError:
+                if attempt == 4:
+                    raise
+                continue
+            self.port = port
+            self._servers = [udp, tcp]
+            break
+        for server in self._servers:
+            server.start_thread()
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+            server.server.server_close()
+        self._servers = []
+
+    def __enter__(self) -> LabDnsServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
