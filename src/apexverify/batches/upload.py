@@ -28,15 +28,17 @@ class UploadValidator:
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.size = 0
         self._line_bytes = 0  # bytes of the current, unfinished line
-        self._line_no = 1
         self._first_line: bytearray | None = bytearray()
         self.has_content = False
+        self._head = bytearray()  # the first bytes, to spot a BOM split across chunks
 
     def feed(self, chunk: bytes) -> None:
-        if self.size == 0 and chunk.startswith(_BOMS):
-            raise ParseError(
-                "The file starts with a byte order mark (BOM); save it as UTF-8 without BOM."
-            )
+        if self.size < 3:
+            self._head += chunk[:3]
+            if bytes(self._head[:3]).startswith(_BOMS):
+                raise ParseError(
+                    "The file starts with a byte order mark (BOM); save it as UTF-8 without BOM."
+                )
         self.size += len(chunk)
         if self.size > self._max_bytes:
             raise PayloadTooLarge(f"The file is larger than {self._max_bytes} bytes.")
