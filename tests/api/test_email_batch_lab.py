@@ -1,0 +1,86 @@
+"""A full email batch through the API (real account) against the loopback DNS + SMTP lab."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from tests.labs.smtp_lab import email_lab
+
+
+def env_for(settings_overrides: dict) -> dict[str, str]:
+    env = {}
+    for key, value in settings_overrides.items():
+        text = (
+            ",".join(value)
+            if isinstance(value, list)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        env[f"APEXVERIFY_{key.upper()}"] = text
+    return env
+
+
+async def test_email_batch_reaches_done_with_lab_verdicts(make_server) -> None:  # type: ignore[no-untyped-def]
+    async with email_lab() as lab:
+        d = lab.domains
+        overrides = {
+            "dns_nameservers": [lab.nameserver],
+            "dns_timeout_seconds": 2.0,
+            "smtp_port": lab.smtp_port,
+            "smtp_timeout_seconds": 0.5,
+            "smtp_greylist_retry_seconds": 1,
+            "smtp_allow_private_networks": True,
+            "smtp_helo_name": "probe.lab-example.com",
+            "smtp_mail_from": "probe@lab-example.com",
+        }
+        server = make_server(**env_for(overrides))
+        key, _ = server.create_account(sandbox=False, email_credits=100)
+        expected = {
+            f"alice@{d.rejects}": "valid",
+            f"nobody@{d.rejects}": "wrong",
+            f"alice@{d.greylist}": "valid",  # 451 first, 250 on the delayed re-probe
+            f"alice@{d.catchall}": "unknown",
+            f"alice@{d.firstdown}": "valid",
+            f"alice@{d.nullmx}": "wrong",
+            f"alice@{d.nxdomain}": "wrong",
+            f"alice@{d.private}": "unknown",  # MX on a private address: never contacted
+            f"alice@{d.silent}": "unknown",
+        }
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers={"X-API-Key": key}, timeout=30
+        ) as client:
+            upload = await client.post(
+                "/v1/batch",
+                files={"file": ("l.txt", "\n".join(expected).encode(), "text/plain")},
+                data={"name": "lab", "type": "email", "target_country": "US"},
+            )
+            batch_uuid = upload.json()["batch_uuid"]
+            status = await _wait(client, batch_uuid, "ready_for_verification")
+            assert (await client.post(f"/v1/batch/{batch_uuid}")).json() == {"status": "ok"}
+            status = await _wait(client, batch_uuid, "verification_done")
+            export = await client.get(
+                f"/v1/batch/{batch_uuid}/export",
+                params={"format": "json", "include_statistics": "false"},
+            )
+            results = export.json()
+        for address, verdict in expected.items():
+            row = results[address]
+            assert row[verdict] is True, (address, row)
+        assert results[f"alice@{d.catchall}"]["is_catch_all"] is True
+        assert results[f"nobody@{d.rejects}"]["smtp_enhanced_code"] == "5.1.1"
+        assert status["stats"]["total_verification"] == len(expected)
+        assert not lab.data_commands
+
+
+async def _wait(client: httpx.AsyncClient, batch_uuid: str, wanted: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        body = (await client.get(f"/v1/batch/{batch_uuid}")).json()
+        if body["status"] == wanted:
+            return dict(body)
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.1)
