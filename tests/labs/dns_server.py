@@ -96,7 +96,11 @@ class LabDnsServer:
             self._servers = [udp, tcp]
             break
         for server in self._servers:
-            server.start_thread()
+            # A short poll interval makes stop() (socketserver.shutdown) return quickly.
+            thread = threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
+            thread.start()
         return self
 
     def stop(self) -> None:

@@ -106,8 +106,17 @@ def lab_zone(domains: LabDomains) -> str:
         f"mx.{d.disposable}. 300 IN A {ADDRESSES['catchall']}",
     ]
     for behaviour in (
-        "rejects", "catchall", "greylist", "drops", "silent", "policy", "banner", "plain550",
-        "tempfail", "noutf8", "toomany",
+        "rejects",
+        "catchall",
+        "greylist",
+        "drops",
+        "silent",
+        "policy",
+        "banner",
+        "plain550",
+        "tempfail",
+        "noutf8",
+        "toomany",
     ):
         domain = getattr(d, behaviour)
         lines.append(f"{domain}. 300 IN MX 10 mx.{domain}.")
@@ -145,7 +154,11 @@ class LabHandler:
         self.seen: Counter[str] = Counter()
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         self.recorder.rcpt_log.append((self.behaviour, address))
@@ -179,13 +192,13 @@ ANSWERS: dict[str, Callable[[str, int], str]] = {
     "toomany": rejects_answer,
     "catchall": lambda local, seen: "250 2.1.5 OK",
     "greylist": lambda local, seen: (
-        "451 4.7.1 Greylisted, please try again later" if not seen
-        else rejects_answer(local, seen)
+        "451 4.7.1 Greylisted, please try again later" if not seen else rejects_answer(local, seen)
     ),
     "policy": lambda local, seen: "550 5.7.1 Client host rejected: access denied by policy",
     "plain550": lambda local, seen: "250 OK" if _known(local) else "550 No such user here",
     "m365": lambda local, seen: (
-        "250 2.1.5 Recipient OK" if _known(local)
+        "250 2.1.5 Recipient OK"
+        if _known(local)
         else "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
     ),
     "tempfail": lambda local, seen: (
@@ -197,9 +210,7 @@ ANSWERS: dict[str, Callable[[str, int], str]] = {
 class LabSMTP(SMTP):
     """aiosmtpd server that counts connections, refuses DATA and can delay every reply."""
 
-    def __init__(
-        self, handler: LabHandler, *, latency: float = 0.0, **kwargs: Any
-    ) -> None:
+    def __init__(self, handler: LabHandler, *, latency: float = 0.0, **kwargs: Any) -> None:
         super().__init__(handler, hostname=f"mx.{handler.behaviour}.lab", **kwargs)
         self.lab_handler = handler
         self.latency = latency
@@ -299,13 +310,16 @@ async def serve_behaviour(
             lambda: RawBehaviour(behaviour, recorder), host=hosts, port=port
         )
     handler = LabHandler(
-        behaviour, recorder, answer or ANSWERS[behaviour],
+        behaviour,
+        recorder,
+        answer or ANSWERS[behaviour],
         max_rcpt=2 if behaviour == "toomany" else 0,
     )
     utf8 = behaviour != "noutf8"
     return await loop.create_server(
         lambda: LabSMTP(handler, latency=latency, enable_SMTPUTF8=utf8),
-        host=hosts, port=port,
+        host=hosts,
+        port=port,
     )
 
 

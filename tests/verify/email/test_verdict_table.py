@@ -123,9 +123,14 @@ def test_row_matches_rules_table(row_id: str) -> None:
     row = ROWS[row_id]
     rule = RULES[Evidence(row.evidence)]
     assert (rule.valid, rule.wrong, rule.unknown, rule.result) == (
-        row.valid, row.wrong, row.unknown, row.result,
+        row.valid,
+        row.wrong,
+        row.unknown,
+        row.result,
     )
-    expected_quality = "risky" if "is_role" in row.flags and rule.quality == "good" else rule.quality
+    expected_quality = (
+        "risky" if "is_role" in row.flags and rule.quality == "good" else rule.quality
+    )
     assert row.quality == expected_quality
     if row_id != "E17":  # E17's first attempt is TEMPORARY, its final evidence ACCEPTED
         assert (row.attempt1 == "Retry") == rule.retry

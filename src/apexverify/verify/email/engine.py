@@ -133,8 +133,11 @@ class EmailVerifier(Verifier):
         self, evidence: Evidence, flags: Flags, final: bool, extra: dict[str, object]
     ) -> Outcome:
         return decide(
-            evidence, flags, final=final,
-            retry_after=self.settings.smtp_greylist_retry_seconds, extra=extra,
+            evidence,
+            flags,
+            final=final,
+            retry_after=self.settings.smtp_greylist_retry_seconds,
+            extra=extra,
         )
 
     async def _verify_domain(
@@ -249,7 +252,9 @@ class EmailVerifier(Verifier):
             if answer.evidence is Evidence.ACCEPTED:
                 if catch_all == "yes":
                     answer = _Answer(
-                        Evidence.CATCH_ALL, answer.mx_host, answer.reply,
+                        Evidence.CATCH_ALL,
+                        answer.mx_host,
+                        answer.reply,
                         "the server also accepts a random recipient",
                     )
                 else:
@@ -261,7 +266,9 @@ class EmailVerifier(Verifier):
             for address, answer in answers.items():
                 if answer.evidence is Evidence.UNSPECIFIED and answer.reply is not None:
                     answers[address] = _Answer(
-                        Evidence.USER_UNKNOWN, answer.mx_host, answer.reply,
+                        Evidence.USER_UNKNOWN,
+                        answer.mx_host,
+                        answer.reply,
                         "rejected while other recipients of the domain were accepted",
                     )
         return answers
@@ -303,7 +310,8 @@ class EmailVerifier(Verifier):
                     for recipient in remaining:
                         if not recipient.isascii() and recipient not in answers:
                             answers[recipient] = _Answer(
-                                Evidence.SMTPUTF8_UNSUPPORTED, target.host,
+                                Evidence.SMTPUTF8_UNSUPPORTED,
+                                target.host,
                                 reason="server does not offer SMTPUTF8",
                             )
                 remaining = [r for r in remaining if r not in answers]
@@ -329,7 +337,9 @@ class EmailVerifier(Verifier):
                     failure = _Answer(evidence, target.host, reason=session.failure_detail)
                     if not session.greeted:
                         self._dead[target.address] = (
-                            time.monotonic() + DEAD_MX_SECONDS, evidence, session.failure_detail
+                            time.monotonic() + DEAD_MX_SECONDS,
+                            evidence,
+                            session.failure_detail,
                         )
                 break
             if not remaining:

@@ -116,9 +116,7 @@ class MxResolver:
         return result
 
     async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer:
-        return await self._resolver.resolve(
-            name, rdtype, raise_on_no_answer=False, search=False
-        )
+        return await self._resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
 
     async def _lookup_domain(self, domain: str) -> MailDomain:
         try:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 
 
-class ReplyKind(str, Enum):
+class ReplyKind(StrEnum):
     ACCEPTED = "accepted"  # 250/251: the server will deliver to this mailbox
     CANNOT_VERIFY = "cannot_verify"  # 252: accepted without verifying the mailbox
     USER_UNKNOWN = "user_unknown"  # 5.1.1 and friends: the mailbox does not exist

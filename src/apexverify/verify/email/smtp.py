@@ -18,7 +18,7 @@ import aiosmtplib
 from python_socks import ProxyError, ProxyTimeoutError
 from python_socks.async_.asyncio import Proxy
 
-from .replies import Reply, ReplyKind, classify
+from .replies import Reply, ReplyKind
 
 # Why a session stopped before answering every recipient.
 Failure = Literal["refused", "timeout", "dropped", "too_many"]
@@ -74,13 +74,21 @@ async def _open(target: Target, config: ProbeConfig) -> tuple[aiosmtplib.SMTP, R
             dest_host=target.address, dest_port=config.port, timeout=config.timeout
         )
         client = aiosmtplib.SMTP(
-            hostname=target.host, sock=sock, timeout=config.timeout,
-            local_hostname=config.helo_name, start_tls=False, tls_context=_TLS,
+            hostname=target.host,
+            sock=sock,
+            timeout=config.timeout,
+            local_hostname=config.helo_name,
+            start_tls=False,
+            tls_context=_TLS,
         )
     else:
         client = aiosmtplib.SMTP(
-            hostname=target.address, port=config.port, timeout=config.timeout,
-            local_hostname=config.helo_name, start_tls=False, tls_context=_TLS,
+            hostname=target.address,
+            port=config.port,
+            timeout=config.timeout,
+            local_hostname=config.helo_name,
+            start_tls=False,
+            tls_context=_TLS,
         )
     greeting = await client.connect()
     return client, Reply.parse(greeting.code, greeting.message)
@@ -147,15 +155,9 @@ async def run_session(
         for recipient in recipients:
             if not recipient.isascii() and not result.smtputf8:
                 continue  # the caller reports these as "SMTPUTF8 not supported"
-            response = await client.execute_command(
-                b"RCPT", f"TO:<{recipient}>".encode()
-            )
+            response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
             reply = Reply.parse(response.code, response.message)
-            if (
-                reply.enhanced is not None
-                and reply.enhanced[2:] == _TOO_MANY
-                and result.answers
-            ):
+            if reply.enhanced is not None and reply.enhanced[2:] == _TOO_MANY and result.answers:
                 result.failure = "too_many"
                 break
             result.answers[recipient] = reply

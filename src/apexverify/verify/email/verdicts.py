@@ -9,13 +9,13 @@ mailbox does not exist); whatever is inconclusive is ``unknown``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..base import EmailResult, Outcome, Retry
 
 
-class Evidence(str, Enum):
+class Evidence(StrEnum):
     SYNTAX_ERROR = "syntax_error"
     NXDOMAIN = "nxdomain"
     NO_MAIL_HOST = "no_mail_host"

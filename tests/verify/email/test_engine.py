@@ -1,0 +1,301 @@
+"""Engine behaviour on the loopback lab: grouping, limits, failover, caches, retries, safety."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiosmtplib
+import pytest
+
+from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
+from apexverify.verify.email.engine import EmailVerifier, verify_emails
+from apexverify.verify.email.slots import LocalMxSlots
+from tests.labs.smtp_lab import ADDRESSES, email_lab
+
+
+def _requested(lab_log: list[tuple[str, str]], behaviour: str) -> list[str]:
+    return [address for name, address in lab_log if name == behaviour]
+
+
+async def test_one_connection_carries_all_rcpts_of_a_domain() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        users = ["alice", "bob", "carol", "nobody", "ghost", "info", "dave", "erin"]
+        addresses = [f"{u}@{d.rejects}" for u in users]
+        results = await verify_emails(addresses, lab.settings())
+        assert [r.verdict for r in results] == [
+            "valid",
+            "valid",
+            "valid",
+            "wrong",
+            "wrong",
+            "valid",
+            "wrong",
+            "wrong",
+        ]
+        assert lab.connections["rejects"] == 1
+        seen = _requested(lab.rcpt_log, "rejects")
+        assert len(seen) == len(users) + 1  # plus the catch-all probe, sent first
+        assert seen[1:] == addresses
+
+
+async def test_rcpt_per_connection_limit_opens_more_connections() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        addresses = [f"user{i}@{d.rejects}" for i in range(8)]
+        verifier = EmailVerifier(lab.settings(smtp_rcpt_per_connection=3))
+        await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        assert lab.connections["rejects"] == 3  # 9 recipients (with the probe) / 3
+        assert verifier.stats.connections_opened == 3
+        assert verifier.stats.rcpt_commands == 9
+
+
+async def test_too_many_recipients_continues_on_a_fresh_connection() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        addresses = [f"{u}@{d.toomany}" for u in ("alice", "bob", "carol", "nobody")]
+        results = await verify_emails(addresses, lab.settings())
+        assert [r.verdict for r in results] == ["valid", "valid", "valid", "wrong"]
+        # the server takes 2 accepted recipients per transaction: carol goes to a 2nd connection
+        assert lab.connections["toomany"] == 2
+        assert _requested(lab.rcpt_log, "toomany").count(f"carol@{d.toomany}") == 2
+
+
+async def test_catch_all_probed_once_per_domain_per_instance() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        verifier = EmailVerifier(lab.settings())
+        context = VerifyContext()
+        first = await verifier.verify_many([VerifyItem(f"a@{d.catchall}")], context)
+        second = await verifier.verify_many([VerifyItem(f"b@{d.catchall}")], context)
+        assert all(isinstance(r, EmailResult) and r.is_catch_all for r in first + second)
+        probes = [
+            a for a in _requested(lab.rcpt_log, "catchall") if a.split("@")[0] not in ("a", "b")
+        ]
+        assert len(probes) == 1
+        assert second[0].extra["catch_all"] == "yes"  # type: ignore[union-attr]
+
+
+async def test_microsoft_365_is_measured_not_assumed_catch_all() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        valid, unknown_user = await verify_emails(
+            [f"alice@{d.m365}", f"zed@{d.m365}"], lab.settings()
+        )
+        assert valid.verdict == "valid"
+        assert not valid.is_catch_all
+        assert valid.extra["catch_all"] == "no"
+        assert valid.extra["mx_provider"] == "microsoft365"
+        assert unknown_user.verdict == "wrong"
+        assert unknown_user.extra["smtp_enhanced_code"] == "5.4.1"
+
+
+async def test_same_5_4_1_from_another_provider_is_not_user_unknown() -> None:
+    from apexverify.verify.email.providers import provider_for_mx
+    from apexverify.verify.email.replies import Reply, ReplyKind, classify
+
+    reply = Reply.parse(550, "5.4.1 Recipient address rejected: Access denied")
+    assert classify(reply) is ReplyKind.UNSPECIFIED
+    provider = provider_for_mx("contoso-com.mail.protection.outlook.com")
+    assert provider is not None
+    assert classify(reply, provider.enhanced_overrides) is ReplyKind.USER_UNKNOWN
+    assert provider_for_mx("evil-mail.protection.outlook.com.example.net") is None
+
+
+async def test_safety_refuses_loopback_mx_by_default() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        [result] = await verify_emails(
+            [f"alice@{d.rejects}"], lab.settings(smtp_allow_private_networks=False)
+        )
+        assert result.verdict == "unknown"
+        assert result.extra["evidence"] == "mx_refused"
+        assert "127.0.0.2 is a loopback address" in result.extra["reason"]
+        assert lab.connections.total() == 0
+
+
+async def test_private_mx_reason_names_the_addresses() -> None:
+    async with email_lab() as lab:
+        [result] = await verify_emails(
+            [f"alice@{lab.domains.private}"], lab.settings(smtp_allow_private_networks=False)
+        )
+        assert "10.255.255.1" in result.extra["reason"]
+        assert "192.168.77.1" in result.extra["reason"]
+
+
+async def test_first_mx_down_falls_over_in_preference_order() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        ok, bad = await verify_emails([f"alice@{d.firstdown}", f"x@{d.firstdown}"], lab.settings())
+        assert (ok.verdict, bad.verdict) == ("valid", "wrong")
+        assert ok.extra["mx_host"] == f"mx2.{d.firstdown}"
+        assert lab.connections["rejects"] == 1
+
+
+async def test_dead_mx_is_not_waited_for_again_in_the_same_batch() -> None:
+    async with email_lab() as lab:
+        verifier = EmailVerifier(lab.settings(smtp_timeout_seconds=0.2))
+        context = VerifyContext(max_attempts=1)
+        for name in ("a", "b", "c"):
+            [outcome] = await verifier.verify_many(
+                [VerifyItem(f"{name}@{lab.domains.silent}")], context
+            )
+            assert isinstance(outcome, EmailResult)
+            assert outcome.extra["evidence"] == "timeout"
+        assert lab.connections["silent"] == 1
+
+
+@pytest.mark.parametrize("domain", ["greylist", "silent", "drops", "servfail", "tempfail"])
+async def test_last_attempt_is_always_final(domain: str) -> None:
+    async with email_lab() as lab:
+        address = f"nobody@{getattr(lab.domains, domain)}"
+        verifier = EmailVerifier(lab.settings(smtp_timeout_seconds=0.2))
+        [early] = await verifier.verify_many(
+            [VerifyItem(address, 1)], VerifyContext(max_attempts=3)
+        )
+        assert isinstance(early, Retry)
+        assert early.reason
+        [last] = await verifier.verify_many([VerifyItem(address, 3)], VerifyContext(max_attempts=3))
+        assert isinstance(last, EmailResult)
+
+
+async def test_verify_emails_reprobes_greylisted_addresses_later() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        results = await verify_emails(
+            [f"alice@{d.greylist}", f"nobody@{d.greylist}", f"bob@{d.rejects}"],
+            lab.settings(smtp_greylist_retry_seconds=0.05),
+        )
+        assert [r.verdict for r in results] == ["valid", "wrong", "valid"]
+        assert lab.connections["greylist"] == 2
+        assert lab.connections["rejects"] == 1  # final on the first pass, not probed again
+
+
+async def test_order_duplicates_and_syntax_errors() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        values = [
+            f"bob@{d.rejects}",
+            "not an address",
+            f"bob@{d.rejects}",
+            f"x@{d.nullmx}",
+            f"Bob@{d.rejects.upper()}",
+            "a@b.test",
+        ]
+        results = await verify_emails(values, lab.settings())
+        assert [r.verdict for r in results] == [
+            "valid",
+            "wrong",
+            "valid",
+            "wrong",
+            "valid",
+            "wrong",
+        ]
+        assert [r.is_syntax_error for r in results] == [False, True, False, False, False, True]
+        assert results[1].extra["evidence"] == "syntax_error"
+
+
+async def test_did_you_mean_and_extra_fields_are_always_present() -> None:
+    async with email_lab() as lab:
+        [typo, plain] = await verify_emails(
+            ["alice@gmial.com", f"alice@{lab.domains.rejects}"], lab.settings()
+        )
+        assert typo.extra["did_you_mean"] == "alice@gmail.com"
+        assert plain.extra["did_you_mean"] is None
+        assert list(typo.extra) == list(plain.extra)
+        assert plain.extra["smtp_code"] == 250
+        assert plain.extra["smtp_reply"] == "250 2.1.5 OK"
+        assert plain.extra["mx_host"] == f"mx.{lab.domains.rejects}"
+
+
+class RecordingSlots:
+    """An MxSlots implementation that records concurrency per key (pluggability check)."""
+
+    def __init__(self, per_mx: int) -> None:
+        self.inner = LocalMxSlots(per_mx)
+        self.active: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def acquire(self, mx_key: str) -> AsyncIterator[None]:
+        async with self.inner.acquire(mx_key):
+            self.active[mx_key] += 1
+            self.peak[mx_key] = max(self.peak[mx_key], self.active[mx_key])
+            try:
+                yield
+            finally:
+                self.active[mx_key] -= 1
+
+
+async def test_per_mx_limit_through_pluggable_slots() -> None:
+    async with email_lab(latency=0.01) as lab:
+        slots = RecordingSlots(per_mx=2)
+        verifier = EmailVerifier(lab.settings(smtp_rcpt_per_connection=2), mx_slots=slots)
+        addresses = [f"user{i}@{lab.domains.rejects}" for i in range(15)]
+        await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        assert lab.connections["rejects"] == 8
+        assert slots.peak == Counter({ADDRESSES["rejects"]: 2})
+
+
+async def test_global_connection_limit() -> None:
+    async with email_lab(latency=0.01) as lab:
+        active = 0
+        peak = 0
+        verifier = EmailVerifier(lab.settings(smtp_max_connections=2, smtp_rcpt_per_connection=1))
+        d = lab.domains
+        addresses = [
+            f"u{i}@{domain}" for i in range(3) for domain in (d.rejects, d.catchall, d.greylist)
+        ]
+
+        from apexverify.verify.email import engine as engine_module
+
+        real = engine_module.run_session
+
+        async def counting(*args: object, **kwargs: object) -> object:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            try:
+                return await real(*args, **kwargs)  # type: ignore[arg-type]
+            finally:
+                active -= 1
+
+        engine_module.run_session = counting  # type: ignore[assignment]
+        try:
+            await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        finally:
+            engine_module.run_session = real
+        assert peak == 2
+        assert lab.connections.total() == 9
+
+
+async def _send_data_to_the_lab() -> int:
+    async with email_lab() as lab:
+        client = aiosmtplib.SMTP(hostname="127.0.0.2", port=lab.smtp_port, timeout=2)
+        await client.connect()
+        await client.ehlo()
+        await client.mail("probe@lab-example.com")
+        await client.rcpt(f"alice@{lab.domains.rejects}")
+        response = await client.execute_command(b"DATA")
+        await client.quit()
+    return response.code
+
+
+async def test_lab_fails_when_a_server_receives_data() -> None:
+    with pytest.raises(AssertionError, match="DATA"):
+        await _send_data_to_the_lab()
+
+
+async def test_concurrent_verify_many_share_dns_cache() -> None:
+    async with email_lab() as lab:
+        verifier = EmailVerifier(lab.settings())
+        context = VerifyContext()
+        chunks = [
+            [VerifyItem(f"u{i}{j}@{lab.domains.rejects}") for j in range(3)] for i in range(4)
+        ]
+        await asyncio.gather(*(verifier.verify_many(chunk, context) for chunk in chunks))
+        mx_queries = [q for q in lab.dns.resolver.queries if q == (f"{lab.domains.rejects}.", "MX")]
+        assert len(mx_queries) == 1
