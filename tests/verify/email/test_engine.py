@@ -269,7 +269,7 @@ async def test_global_connection_limit() -> None:
         finally:
             engine_module.run_session = real
         assert peak == 2
-        assert lab.connections.total() == 9
+        assert lab.connections.total() == 12  # 9 addresses + 3 catch-all probes, 1 RCPT each
 
 
 async def _send_data_to_the_lab() -> int:
