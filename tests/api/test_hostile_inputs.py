@@ -99,6 +99,12 @@ def test_upload_size_limit(make_server) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 413
     assert "1000 bytes" in response.json()["message"]
     assert api.upload("valid@example.com\n").status_code == 200
+    # Declared far too large: refused from the Content-Length alone, before any spooling.
+    huge = api.upload("valid@example.com\n" * 10_000)
+    assert huge.status_code == 413
+    assert huge.json()["message"]
+    assert not list((server.data_dir / "var" / "uploads").glob("*.part"))
+    assert "POST /v1/batch HTTP/1.1\" 413" in server.log_tail(5)
 
 
 def test_formula_payloads_stay_text(api: Api, stored: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def]

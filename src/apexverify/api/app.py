@@ -24,6 +24,20 @@ from .routers import account, batches, unit
 log = logging.getLogger(__name__)
 
 
+# Room for the multipart envelope and the form fields around the file itself.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _declared_too_large(request: Request, max_bytes: int) -> bool:
+    length = request.headers.get("content-length", "")
+    return (
+        request.method == "POST"
+        and request.url.path == "/v1/batch"
+        and length.isdigit()
+        and int(length) > max_bytes + _MULTIPART_OVERHEAD
+    )
+
+
 def build_services(settings: Settings) -> Services:
     store = Store(settings.database_url)
     return Services(
@@ -78,6 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {"message": "Too Many Requests"},
                 status_code=429,
                 headers={"Retry-After": str(decision.retry_after)},
+            )
+        elif _declared_too_large(request, settings.max_upload_bytes):
+            # Refused before the multipart parser spools the body to disk.
+            response = JSONResponse(
+                {"message": f"The file is larger than {settings.max_upload_bytes} bytes."},
+                status_code=413,
             )
         else:
             response = await call_next(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ...accounts import service as accounts
@@ -45,7 +45,7 @@ def create_key(body: KeyRequest, account: Auth, services: Svc) -> dict[str, str]
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
-def revoke_key(key_id: str, request: Request, account: Auth, services: Svc) -> dict[str, str]:
+def revoke_key(key_id: str, account: Auth, services: Svc) -> dict[str, str]:
     """Immediate: the next request with that key gets 401; running batches continue."""
     with services.store.write() as session:
         accounts.revoke_key(session, account.id, key_id)
