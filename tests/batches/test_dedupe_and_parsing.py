@@ -6,16 +6,25 @@ from pathlib import Path
 
 from apexverify.batches import dedupe
 from apexverify.batches.dedupe import DuplicateFinder
-from apexverify.batches.parsing import ParseSpec, classify, iter_chunks
+from apexverify.batches.parsing import ParseSpec, classify, iter_chunks, line_ranges, read_range
 
 SECRET = b"s" * 32
 
 
 def test_iter_chunks_skips_blank_lines_and_keeps_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
-    path.write_text(" a@b.com \n\n\t\nc@d.com\r\n")
-    chunks = list(iter_chunks(path, size=1))
-    assert chunks == [[(0, "a@b.com")], [(3, "c@d.com")]]
+    path.write_bytes(b" a@b.com \n\n\t\nc@d.com\r\n")
+    assert list(iter_chunks(path)) == [[(0, "a@b.com"), (3, "c@d.com")]]
+
+
+def test_line_ranges_cut_at_line_ends_and_number_lines(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    lines = [f"user{i}@example.com" for i in range(1000)]
+    path.write_text("\n".join(lines))  # no final newline
+    ranges = list(line_ranges(path, block=100))
+    rows = [row for r in ranges for row in read_range(path, *r)]
+    assert rows == list(enumerate(lines))
+    assert all(path.read_bytes()[end - 1 : end] == b"\n" for _, end, _ in ranges[:-1])
 
 
 def test_classify_emails_normalizes_domain_and_flags_wrong() -> None:
@@ -37,15 +46,22 @@ def test_classify_phones_uses_target_country() -> None:
     assert rows[2][5] is False
 
 
-def test_duplicate_finder_flags_repeats() -> None:
+def test_duplicate_finder_flags_repeats_and_their_first_rows() -> None:
     finder = DuplicateFinder()
-    finder.see([b"a" * 16, b"b" * 16, b"a" * 16])
-    assert finder.candidates == {b"a" * 16}
+    finder.see([(0, b"a" * 16), (1, b"b" * 16), (2, b"a" * 16), (3, b"a" * 16)])
+    assert finder.rows_to_check() == {0, 2, 3}
 
 
-def test_bitmap_collisions_only_make_candidates(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(dedupe, "_MASK", 0)  # every key lands on the same bit
+def test_slot_collisions_only_make_candidates(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(dedupe, "_MAX_PROBES", 0)  # a full table: every row is a candidate
     finder = DuplicateFinder()
-    keys = [bytes([i]) * 16 for i in range(5)]
-    finder.see(keys)
-    assert finder.candidates == set(keys[1:])  # resolved exactly in SQL afterwards
+    finder.see((i, bytes([i]) * 16) for i in range(5))
+    assert finder.rows_to_check() == {0, 1, 2, 3, 4}  # resolved exactly in SQL afterwards
+
+
+def test_shared_fingerprints_only_add_rows_to_check(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(dedupe, "_MASK", 1)  # two slots; even first bytes start at slot 0
+    finder = DuplicateFinder()
+    same_fp = [b"\x00" * 4 + b"\x07" * 12, b"\x02" * 4 + b"\x07" * 12]  # equal bytes 4-7
+    finder.see([(0, same_fp[0]), (1, same_fp[1]), (2, b"z" * 16)])
+    assert finder.rows_to_check() == {0, 1}

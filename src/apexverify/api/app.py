@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from ..batches import tasks
 from ..batches.context import Services
 from ..batches.hashing import load_secret
-from ..batches.parsing import shutdown_pool
+from ..batches.parsing import shutdown_pool, warm_pool
 from ..jobs.inprocess import InProcessRunner
 from ..settings import Settings
 from ..store.db import Store
@@ -57,11 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(services.store)
         tasks.register(services.jobs, services)
         await services.jobs.start()
+        # Warm the parse workers in the background; the server is usable meanwhile.
+        warming = asyncio.get_running_loop().run_in_executor(
+            None, warm_pool, settings.parse_workers
+        )
         resumed = await tasks.resume_all(services)
         if resumed:
             log.info("resumed %d unfinished batches", resumed)
         yield
         await services.jobs.stop()
+        await warming
         shutdown_pool()
         services.store.dispose()
 

@@ -1,32 +1,60 @@
 """Duplicate detection in constant memory.
 
-A fixed 16 MiB bitmap indexed by the value's keyed hash is the first pass: a key whose bit is
-clear is certainly new. A key whose bit is already set is only a *candidate* (a real repeat or
-a bitmap collision, ~1% at a million distinct values); candidates are resolved exactly in SQL
-after the load (``store.records.resolve_repeats``). Memory is the bitmap plus the candidate
-keys, however large the file.
+A fixed open-addressing table of 2^22 slots (32 MiB: a fingerprint and a ``seq`` per slot)
+remembers, for each distinct value seen, the ``seq`` of its first row. A row whose
+fingerprint is found is a *candidate* repeat; a row that finds an empty slot is the first of
+its value. When the probes run out (more distinct values than the table holds) the row is a
+candidate too. Candidates and the remembered first rows of their fingerprints are resolved
+exactly in SQL after the load (``store.records.resolve_repeats``) by primary-key look-ups.
+
+Why exact: take any value V and its first row R. Either R was stored (then every later row of
+V finds its fingerprint, becomes a candidate and brings R along) or R was a candidate itself
+(probes ran out), and so is every later row of V, which cannot have been stored after it...
+unless a slot freed, which never happens. A fingerprint shared by two values only adds rows to
+the exact check. So all rows of V are compared.
+
+Memory is the table plus the candidate seqs, whatever the size of the file.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 
-BITMAP_BITS = 1 << 27  # 16 MiB
-_MASK = BITMAP_BITS - 1
+SLOT_BITS = 22
+_MASK = (1 << SLOT_BITS) - 1
+_MAX_PROBES = 8
 
 
 class DuplicateFinder:
     def __init__(self) -> None:
-        self._bits = bytearray(BITMAP_BITS // 8)
-        self.candidates: set[bytes] = set()
+        size = 1 << SLOT_BITS
+        self._fingerprints = array("I", [0]) * size  # 0 = empty
+        self._first = array("i", [0]) * size
+        self._candidates: list[int] = []
+        self._first_of_candidates: set[int] = set()
 
-    def see(self, keys: Iterable[bytes]) -> None:
-        bits = self._bits
-        candidates = self.candidates
-        for key in keys:
-            slot = int.from_bytes(key[:8], "little") & _MASK
-            byte, mask = slot >> 3, 1 << (slot & 7)
-            if bits[byte] & mask:
-                candidates.add(key)
+    def see(self, rows: Iterable[tuple[int, bytes]]) -> None:
+        """``(seq, key_hash)`` pairs in file order."""
+        fps, first = self._fingerprints, self._first
+        candidates, firsts = self._candidates, self._first_of_candidates
+        mask = _MASK
+        for seq, key in rows:
+            h = int.from_bytes(key[:8], "little")
+            slot, fp = h & mask, (h >> 32) | 1  # never 0, which marks an empty slot
+            for _ in range(_MAX_PROBES):
+                held = fps[slot]
+                if held == 0:
+                    fps[slot], first[slot] = fp, seq
+                    break
+                if held == fp:
+                    candidates.append(seq)
+                    firsts.add(first[slot])
+                    break
+                slot = (slot + 1) & mask
             else:
-                bits[byte] |= mask
+                candidates.append(seq)
+
+    def rows_to_check(self) -> set[int]:
+        """The seqs whose rows must be compared exactly (empty when nothing can repeat)."""
+        return self._first_of_candidates.union(self._candidates)

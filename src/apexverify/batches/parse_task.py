@@ -67,13 +67,13 @@ def _parse(services: Services, batch_uuid: str, generation: int) -> None:
     finder = DuplicateFinder()
     pending: list[tuple] = []
     for rows in classified_chunks(spec, Path(batch.file_path), services.settings.parse_workers):
-        finder.see(row[3] for row in rows)
+        finder.see((row[0], row[3]) for row in rows)
         pending.extend(rows)
         if len(pending) >= 100_000:
             _flush(services, batch_uuid, generation, batch.pk, pending)
             pending = []
     _flush(services, batch_uuid, generation, batch.pk, pending)
-    _finish(services, batch, account, params, generation, finder.candidates)
+    _finish(services, batch, account, params, generation, finder.rows_to_check())
 
 
 def _flush(
@@ -91,7 +91,7 @@ def _finish(
     account: Account,
     params: BatchParameters,
     generation: int,
-    candidates: set[bytes],
+    candidates: set[int],
 ) -> None:
     with services.store.write() as session:
         records.resolve_repeats(

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from ..verify.email.syntax import normalize_email
 from ..verify.phone.numbering import normalize_phone
 from .hashing import value_key
 
-CHUNK_LINES = 20_000
+RANGE_BYTES = 1 << 20  # about 30,000 email lines per chunk
+POOL_THRESHOLD_BYTES = 1_000_000
 # Row tuple as stored: (seq, value, normalized, key_hash, kind, included, verdict, result_json)
 Row = tuple[int, str, str | None, bytes, str, bool, str | None, str | None]
 
@@ -36,12 +36,38 @@ class ParseSpec:
     secret: bytes
 
 
-def iter_chunks(path: Path, size: int = CHUNK_LINES) -> Iterator[list[tuple[int, str]]]:
-    """(seq, trimmed value) for every non-blank line, ``size`` at a time."""
-    with path.open(encoding="utf-8", newline=None) as handle:
-        entries = ((i, s) for i, s in enumerate(line.strip() for line in handle) if s)
-        while chunk := list(islice(entries, size)):
-            yield chunk
+def line_ranges(path: Path, block: int = RANGE_BYTES) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, first_seq)`` byte ranges of about ``block`` bytes that end at a line end.
+
+    ``first_seq`` is the number of lines before ``start``, so a worker can number its lines
+    without reading what came before. Only newline counting happens here (in C)."""
+    with path.open("rb") as handle:
+        start, seq = 0, 0
+        while True:
+            handle.seek(start)
+            data = handle.read(block)
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1 if len(data) == block else len(data)
+            if cut == 0:  # one line longer than a block (uploads cap lines at 4 KiB)
+                cut = len(data)
+            yield start, start + cut, seq
+            seq += data.count(b"\n", 0, cut)
+            start += cut
+
+
+def read_range(path: Path, start: int, end: int, first_seq: int) -> list[tuple[int, str]]:
+    """(seq, trimmed value) for the non-blank lines of one range."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        text = handle.read(end - start).decode("utf-8")
+    lines = text.split("\n")
+    return [(first_seq + i, s) for i, line in enumerate(lines) if (s := line.strip())]
+
+
+def iter_chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    for start, end, first_seq in line_ranges(path):
+        yield read_range(path, start, end, first_seq)
 
 
 def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
@@ -85,24 +111,43 @@ def _pool(workers: int) -> Executor:
     return _POOL
 
 
+def classify_range(spec: ParseSpec, path: Path, start: int, end: int, first_seq: int) -> list[Row]:
+    """Runs in a parse worker: read one range of the file and classify it."""
+    return classify(spec, read_range(path, start, end, first_seq))
+
+
 def classified_chunks(spec: ParseSpec, path: Path, workers: int = 0) -> Iterator[list[Row]]:
-    """Classified rows in file order; phones use a process pool when the file is large."""
-    chunks = iter_chunks(path)
+    """Classified rows in file order. A large file is classified in a process pool, so the
+    caller's thread only loads rows into the database while the workers parse ahead."""
     workers = workers or os.cpu_count() or 1
-    use_pool = spec.record_type == "phone" and workers > 1 and path.stat().st_size > 256_000
+    use_pool = workers > 1 and path.stat().st_size > POOL_THRESHOLD_BYTES
     if not use_pool:
-        for chunk in chunks:
+        for chunk in iter_chunks(path):
             yield classify(spec, chunk)
         return
     pool = _pool(workers)
     pending = []
-    # Keep a bounded number of chunks in flight so memory stays flat on huge files.
-    for chunk in chunks:
-        pending.append(pool.submit(classify, spec, chunk))
+    # Workers read their own ranges of the file; a bounded number of ranges is in flight so
+    # memory stays flat on huge files.
+    for start, end, first_seq in line_ranges(path):
+        pending.append(pool.submit(classify_range, spec, path, start, end, first_seq))
         if len(pending) >= workers * 2:
             yield pending.pop(0).result()
     for future in pending:
         yield future.result()
+
+
+def _ready() -> bool:
+    return True
+
+
+def warm_pool(workers: int = 0) -> None:
+    """Start the parse workers ahead of the first large upload (their imports take a second)."""
+    workers = workers or os.cpu_count() or 1
+    if workers > 1:
+        pool = _pool(workers)
+        for future in [pool.submit(_ready) for _ in range(workers)]:
+            future.result()
 
 
 def shutdown_pool() -> None:

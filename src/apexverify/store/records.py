@@ -67,31 +67,53 @@ def delete_rows(session: Session, batch_pk: int) -> None:
     session.execute(delete(Record).where(Record.batch_pk == batch_pk))
 
 
-def resolve_repeats(
-    session: Session, batch_pk: int, candidates: set[bytes], keep_duplicates: bool
-) -> None:
-    """Exact pass over the rows whose key may repeat (see ``batches/dedupe.py``): within one
-    (kind, key) the first row stays, later valid rows become duplicates of it, and a row whose
-    text repeats an earlier row verbatim is flagged (one JSON key for both)."""
-    if not candidates:
+def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> None:
+    """Exact pass over the rows that may repeat (``seqs``, see ``batches/dedupe.py``): within
+    one (kind, key) the first row stays, later valid rows become duplicates of it, and a row
+    whose text repeats an earlier row verbatim is flagged (one JSON key for both)."""
+    if not seqs:
         return
     conn = session.connection()
-    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_keys (key_hash {blob})")
-    conn.exec_driver_sql("DELETE FROM dedupe_keys")
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_seqs (seq INTEGER)")
+    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
     marker = "%s" if conn.dialect.name == "postgresql" else "?"
     conn.exec_driver_sql(
-        f"INSERT INTO dedupe_keys (key_hash) VALUES ({marker})", [(k,) for k in candidates]
+        f"INSERT INTO dedupe_seqs (seq) VALUES ({marker})", [(seq,) for seq in seqs]
     )
     rows = conn.execute(
         text(
-            "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM records r"
-            " WHERE r.batch_pk = :b AND r.key_hash IN (SELECT key_hash FROM dedupe_keys)"
+            "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM dedupe_seqs d"
+            " JOIN records r ON r.batch_pk = :b AND r.seq = d.seq"
             " ORDER BY r.kind, r.key_hash, r.seq"
         ),
         {"b": batch_pk},
+    ).all()
+    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
+    updates = _repeat_updates(rows)
+    if not updates:
+        return
+    table = Record.__table__
+    conn.execute(
+        update(table)
+        .where(table.c.id == bindparam("rid"))
+        .values(
+            kind=bindparam("kind"),
+            primary_seq=bindparam("first"),
+            exact_repeat=bindparam("repeat"),
+        ),
+        updates,
     )
-    updates = []
+    dup_ids = [{"rid": u["rid"]} for u in updates if u["kind"] == "duplicate"]
+    if dup_ids:
+        conn.execute(
+            update(table).where(table.c.id == bindparam("rid")).values(included=keep_duplicates),
+            dup_ids,
+        )
+
+
+def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows sorted by (kind, key, seq) -> updates for every row after the first of a group."""
+    updates: list[dict[str, Any]] = []
     group: tuple[str, bytes] | None = None
     first_seq, seen_text = 0, set()
     for rid, seq, kind, key, value in rows:
@@ -100,37 +122,15 @@ def resolve_repeats(
             continue
         repeat = value in seen_text
         seen_text.add(value)
-        duplicate = kind == "valid"
         updates.append(
             {
                 "rid": rid,
-                "kind": "duplicate" if duplicate else kind,
+                "kind": "duplicate" if kind == "valid" else kind,
                 "first": first_seq,
                 "repeat": repeat,
-                "dup": duplicate,
             }
         )
-    conn.exec_driver_sql("DELETE FROM dedupe_keys")
-    if updates:
-        table = Record.__table__
-        conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("rid"))
-            .values(
-                kind=bindparam("kind"),
-                primary_seq=bindparam("first"),
-                exact_repeat=bindparam("repeat"),
-            ),
-            updates,
-        )
-        dup_ids = [{"rid": u["rid"]} for u in updates if u["dup"]]
-        if dup_ids:
-            conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("rid"))
-                .values(included=keep_duplicates),
-                dup_ids,
-            )
+    return updates
 
 
 def apply_cache(
