@@ -35,11 +35,12 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from tests.labs.dns_server import LabDnsServer  # noqa: E402
+from tests.labs.smtp_lab import LabRecorder, free_port, rejects_answer, serve_behaviour  # noqa: E402
+
 from apexverify.settings import Settings  # noqa: E402
 from apexverify.verify.base import EmailResult, VerifyContext, VerifyItem  # noqa: E402
 from apexverify.verify.email.engine import EmailVerifier  # noqa: E402
-from tests.labs.dns_server import LabDnsServer  # noqa: E402
-from tests.labs.smtp_lab import LabRecorder, free_port, rejects_answer, serve_behaviour  # noqa: E402
 
 BASE = "bench-example.com"
 
@@ -186,7 +187,10 @@ async def run_naive(addresses: list[str], nameserver: str, port: int) -> tuple[f
         mx = (await resolver.resolve(domain, "MX"))[0].exchange.to_text(omit_final_dot=True)
         ip = (await resolver.resolve(mx, "A"))[0].to_text()
         client = aiosmtplib.SMTP(
-            hostname=ip, port=port, timeout=10, local_hostname="bench.lab-example.com",
+            hostname=ip,
+            port=port,
+            timeout=10,
+            local_hostname="bench.lab-example.com",
             start_tls=False,
         )
         await client.connect()
@@ -238,7 +242,7 @@ def main() -> None:
         f"reply; {len(addresses)} addresses (10% unknown users), shuffled"
     )
     try:
-        runs = [("engine, runner chunks of %d" % args.chunk, args.chunk)]
+        runs = [(f"engine, runner chunks of {args.chunk}", args.chunk)]
         if args.whole:
             runs.append(("engine, one verify_many call", len(addresses)))
         engine_rate = 0.0
@@ -271,7 +275,8 @@ def main() -> None:
             f"peak RSS {rss.peak / 2**20:.0f} MiB"
         )
         print(f"engine / naive: {engine_rate / naive_rate:,.0f}x")
-        print(f"process max RSS (whole run): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"process max RSS (whole run): {max_rss:.0f} MiB")
     finally:
         parent.send("stop")
         lab.join(10)

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -59,8 +60,9 @@ async def test_too_many_recipients_continues_on_a_fresh_connection() -> None:
         addresses = [f"{u}@{d.toomany}" for u in ("alice", "bob", "carol", "nobody")]
         results = await verify_emails(addresses, lab.settings())
         assert [r.verdict for r in results] == ["valid", "valid", "valid", "wrong"]
-        # the server takes 2 accepted recipients per transaction: carol goes to a 2nd connection
-        assert lab.connections["toomany"] == 2
+        # the server takes 2 accepted recipients per transaction: carol goes to a second
+        # transaction (after RSET) on the same connection
+        assert lab.connections["toomany"] == 1
         assert _requested(lab.rcpt_log, "toomany").count(f"carol@{d.toomany}") == 2
 
 
@@ -170,7 +172,8 @@ async def test_verify_emails_reprobes_greylisted_addresses_later() -> None:
             lab.settings(smtp_greylist_retry_seconds=0.05),
         )
         assert [r.verdict for r in results] == ["valid", "wrong", "valid"]
-        assert lab.connections["greylist"] == 2
+        assert lab.connections["greylist"] == 1  # the idle connection was reused
+        assert len(_requested(lab.rcpt_log, "greylist")) == 6  # 2 + probe, twice
         assert lab.connections["rejects"] == 1  # final on the first pass, not probed again
 
 
@@ -236,40 +239,49 @@ async def test_per_mx_limit_through_pluggable_slots() -> None:
         verifier = EmailVerifier(lab.settings(smtp_rcpt_per_connection=2), mx_slots=slots)
         addresses = [f"user{i}@{lab.domains.rejects}" for i in range(15)]
         await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
-        assert lab.connections["rejects"] == 8
+        assert verifier.stats.rcpt_commands == 16
+        assert lab.connections["rejects"] == 2  # 8 transactions on 2 reused connections
         assert slots.peak == Counter({ADDRESSES["rejects"]: 2})
 
 
 async def test_global_connection_limit() -> None:
     async with email_lab(latency=0.01) as lab:
+        verifier = EmailVerifier(lab.settings(smtp_max_connections=2, smtp_rcpt_per_connection=1))
         active = 0
         peak = 0
-        verifier = EmailVerifier(lab.settings(smtp_max_connections=2, smtp_rcpt_per_connection=1))
-        d = lab.domains
-        addresses = [
-            f"u{i}@{domain}" for i in range(3) for domain in (d.rejects, d.catchall, d.greylist)
-        ]
+        real = verifier._session
 
-        from apexverify.verify.email import engine as engine_module
-
-        real = engine_module.run_session
-
-        async def counting(*args: object, **kwargs: object) -> object:
+        async def counting(*args: Any) -> Any:
             nonlocal active, peak
             active += 1
             peak = max(peak, active)
             try:
-                return await real(*args, **kwargs)  # type: ignore[arg-type]
+                return await real(*args)
             finally:
                 active -= 1
 
-        engine_module.run_session = counting  # type: ignore[assignment]
-        try:
-            await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
-        finally:
-            engine_module.run_session = real
+        verifier._session = counting  # type: ignore[method-assign]
+        d = lab.domains
+        addresses = [f"u{i}@{dom}" for i in range(3) for dom in (d.rejects, d.catchall, d.greylist)]
+        await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
         assert peak == 2
-        assert lab.connections.total() == 12  # 9 addresses + 3 catch-all probes, 1 RCPT each
+        assert verifier.stats.rcpt_commands == 12  # 9 addresses + 3 catch-all probes
+
+
+async def test_idle_connections_are_reused_across_chunks_then_closed() -> None:
+    async with email_lab() as lab:
+        verifier = EmailVerifier(lab.settings())
+        for user in ("alice", "bob", "nobody"):
+            await verifier.verify_many(
+                [VerifyItem(f"{user}@{lab.domains.rejects}")], VerifyContext()
+            )
+        assert lab.connections["rejects"] == 1
+        assert verifier.stats.connections_opened == 1
+        verifier._pool.idle_seconds = 0.0  # expired connections are not reused
+        await verifier.verify_many([VerifyItem(f"carol@{lab.domains.rejects}")], VerifyContext())
+        assert lab.connections["rejects"] == 2
+        await verifier.aclose()
+        assert verifier._pool._count == 0
 
 
 async def _send_data_to_the_lab() -> int:

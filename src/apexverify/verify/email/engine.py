@@ -19,11 +19,12 @@ from ..base import EmailResult, Outcome, Retry, Verifier, VerifyContext, VerifyI
 from .catchall import CatchAllCache, state_from_reply
 from .lists import is_disposable, is_free, is_role
 from .mx import MailDomain, MxResolver, build_resolver
+from .pool import IdlePool
 from .providers import provider_for_mx
 from .replies import Reply, ReplyKind, classify
 from .safety import refusal_reason
 from .slots import LocalMxSlots, MxSlots
-from .smtp import ProbeConfig, Target, run_session
+from .smtp import ProbeConfig, ProbeConnection, SessionResult, Target
 from .syntax import normalize_email
 from .typo import suggest_domain
 from .verdicts import Evidence, Flags, decide
@@ -32,6 +33,9 @@ from .verdicts import Evidence, Flags, decide
 # other chunks of the same batch do not each wait for the same timeout, short enough that a
 # delayed re-probe (greylist retry, minutes later) tries it again.
 DEAD_MX_SECONDS = 60.0
+# Idle connections are kept this long for the next chunk (servers wait minutes, RFC 5321
+# 4.5.3.2.7, so a few seconds is safe).
+IDLE_SECONDS = 10.0
 # Bounds on failover: MX addresses tried per host and in total for one group of recipients.
 ADDRESSES_PER_HOST = 2
 MAX_TARGETS = 6
@@ -97,6 +101,11 @@ class EmailVerifier(Verifier):
         self._catch_all = CatchAllCache()
         self._dead: dict[str, tuple[float, Evidence, str]] = {}
         self._accepting_domains: set[str] = set()  # a real recipient got 2xx here
+        self._pool = IdlePool(
+            per_key=settings.smtp_max_connections_per_mx,
+            total=settings.smtp_max_connections,
+            idle_seconds=IDLE_SECONDS,
+        )
         self._config = ProbeConfig(
             port=settings.smtp_port,
             timeout=settings.smtp_timeout_seconds,
@@ -125,6 +134,7 @@ class EmailVerifier(Verifier):
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def aclose(self) -> None:
+        await self._pool.aclose()
         self._dead.clear()
 
     # -- one domain --------------------------------------------------------------------
@@ -273,6 +283,25 @@ class EmailVerifier(Verifier):
                     )
         return answers
 
+    async def _session(self, target: Target, recipients: list[str]) -> SessionResult:
+        """One transaction for ``recipients`` on a pooled or new connection to ``target``."""
+        connection = self._pool.take(target.address)
+        if connection is not None:
+            result = SessionResult(target)
+            await connection.transact(recipients, result)
+            stale = not result.answers and result.session_reply is None and result.failure
+            if not stale:
+                self._pool.put(target.address, connection)
+                return result
+            connection.close()  # the server dropped the idle connection: start afresh
+        result = SessionResult(target)
+        connection = ProbeConnection(target, self._config)
+        self.stats.connections_opened += 1
+        if await connection.open(result):
+            await connection.transact(recipients, result)
+        self._pool.put(target.address, connection)
+        return result
+
     def _dead_reason(self, address: str) -> tuple[Evidence, str] | None:
         entry = self._dead.get(address)
         if entry is None:
@@ -300,8 +329,7 @@ class EmailVerifier(Verifier):
                 continue
             for _round in range(4):  # more than one round only after "too many recipients"
                 async with self._slots.acquire(target.address), self._connections:
-                    self.stats.connections_opened += 1
-                    session = await run_session(target, remaining, self._config, overrides)
+                    session = await self._session(target, remaining)
                 self.stats.rcpt_commands += len(session.answers)
                 for recipient, reply in session.answers.items():
                     evidence = _KIND_EVIDENCE[classify(reply, overrides)]

@@ -103,85 +103,149 @@ async def _hello(client: aiosmtplib.SMTP) -> aiosmtplib.SMTPResponse:
         return await client.helo()  # a pre-ESMTP server: no extensions, still probe-able
 
 
+class ProbeConnection:
+    """One SMTP connection that can carry several transactions (MAIL, RCPT..., RSET).
+
+    The engine keeps idle connections for a few seconds so that the next chunk of a batch
+    reuses them instead of paying for TCP, greeting, EHLO and STARTTLS again.
+    """
+
+    def __init__(self, target: Target, config: ProbeConfig) -> None:
+        self.target = target
+        self.config = config
+        self.client: aiosmtplib.SMTP | None = None
+        self.smtputf8 = False
+        self.tls: Literal["none", "ok", "failed"] = "none"
+        self.transactions = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    async def open(self, result: SessionResult, *, try_tls: bool = True) -> bool:
+        """Connect, greet, EHLO, STARTTLS. False (with ``result`` filled in) on failure."""
+        stage = "connect"
+        try:
+            try:
+                self.client, _greeting = await _open(self.target, self.config)
+            except aiosmtplib.SMTPConnectResponseError as exc:
+                result.greeted = True
+                result.session_reply = Reply.parse(exc.code, exc.message)
+                return False
+            result.greeted = True
+            stage = "ehlo"
+            response = await _hello(self.client)
+            if response.code >= 400:
+                result.session_reply = Reply.parse(response.code, response.message)
+                return False
+            if try_tls and self.client.supports_extension("starttls"):
+                stage = "starttls"
+                try:
+                    await self.client.starttls(server_hostname=self.target.host, tls_context=_TLS)
+                    await _hello(self.client)  # extensions may change once encrypted
+                    self.tls = "ok"
+                except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    # A broken TLS stack on the MX is no evidence about mailboxes: start over
+                    # in plain text on a new connection.
+                    self.close()
+                    fresh = SessionResult(self.target)
+                    opened = await self.open(fresh, try_tls=False)
+                    self.tls = "failed"
+                    result.greeted = fresh.greeted
+                    result.session_reply = fresh.session_reply
+                    result.failure, result.failure_detail = fresh.failure, fresh.failure_detail
+                    if not opened and not result.failure_detail:
+                        result.failure_detail = f"STARTTLS failed: {exc}"
+                    return opened
+            self.smtputf8 = self.client.supports_extension("smtputf8")
+            return True
+        except (TimeoutError, ProxyTimeoutError) as exc:  # aiosmtplib's timeouts subclass it
+            result.failure, result.failure_detail = "timeout", f"timeout during {stage}: {exc}"
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            result.failure = "dropped"
+            result.failure_detail = f"connection dropped during {stage}: {exc}"
+        except (aiosmtplib.SMTPException, ProxyError, OSError) as exc:
+            result.failure = "refused" if not result.greeted else "dropped"
+            result.failure_detail = f"{stage} failed: {exc}"
+        self.close()
+        return False
+
+    async def transact(
+        self,
+        recipients: Sequence[str],
+        result: SessionResult,
+        overrides: dict[str, ReplyKind] | None = None,
+    ) -> None:
+        """MAIL FROM, one RCPT per recipient, RSET; fills ``result``. Never sends DATA."""
+        assert self.client is not None
+        client = self.client
+        result.greeted = True
+        result.smtputf8, result.tls = self.smtputf8, self.tls
+        self.transactions += 1
+        stage = "mail"
+        try:
+            mail_args = f"FROM:<{self.config.mail_from}>"
+            if self.smtputf8 and not all(r.isascii() for r in recipients):
+                mail_args += " SMTPUTF8"
+            response = await client.execute_command(b"MAIL", mail_args.encode())
+            if response.code >= 300:
+                result.session_reply = Reply.parse(response.code, response.message)
+                self.close()
+                return
+            stage = "rcpt"
+            for recipient in recipients:
+                if not recipient.isascii() and not self.smtputf8:
+                    continue  # the caller reports these as "SMTPUTF8 not supported"
+                response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
+                reply = Reply.parse(response.code, response.message)
+                too_many = reply.enhanced is not None and reply.enhanced[2:] == _TOO_MANY
+                if too_many and result.answers:
+                    result.failure = "too_many"
+                    break
+                result.answers[recipient] = reply
+                if response.code == 421:  # service closing: aiosmtplib has closed the socket
+                    result.failure, result.failure_detail = "dropped", "421 service closing"
+                    break
+            stage = "rset"
+            if client.is_connected:
+                response = await client.execute_command(b"RSET")
+                if response.code != 250:
+                    self.close()  # cannot start a clean transaction on this connection
+        except (TimeoutError, ProxyTimeoutError) as exc:
+            if stage != "rset":
+                result.failure, result.failure_detail = "timeout", f"timeout during {stage}: {exc}"
+            self.close()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            if stage != "rset":
+                result.failure = "dropped"
+                result.failure_detail = f"connection dropped during {stage}: {exc}"
+            self.close()
+
+    async def quit(self) -> None:
+        """Polite end of the connection (bounded by the step timeout), then close."""
+        client = self.client
+        if client is not None and client.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                await client.quit()
+        self.close()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
 async def run_session(
     target: Target,
     recipients: Sequence[str],
     config: ProbeConfig,
     overrides: dict[str, ReplyKind] | None = None,
-    *,
-    try_tls: bool = True,
 ) -> SessionResult:
-    """Probe ``recipients`` on one connection to ``target``; never raises for network trouble."""
+    """Probe ``recipients`` on one new connection to ``target``, then QUIT; never raises for
+    network trouble (failures are reported in the result)."""
     result = SessionResult(target)
-    client: aiosmtplib.SMTP | None = None
-    stage = "connect"
-    try:
-        try:
-            client, _greeting = await _open(target, config)
-        except aiosmtplib.SMTPConnectResponseError as exc:
-            result.greeted = True
-            result.session_reply = Reply.parse(exc.code, exc.message)
-            return result
-        result.greeted = True
-        stage = "ehlo"
-        response = await _hello(client)
-        if response.code >= 400:
-            result.session_reply = Reply.parse(response.code, response.message)
-            return result
-        if try_tls and client.supports_extension("starttls"):
-            stage = "starttls"
-            try:
-                await client.starttls(server_hostname=target.host, tls_context=_TLS)
-                await _hello(client)  # extensions may change once encrypted
-                result.tls = "ok"
-            except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
-                # A broken TLS stack on the MX is no evidence about mailboxes: start over in
-                # plain text on a new connection.
-                client.close()
-                retry = await run_session(target, recipients, config, overrides, try_tls=False)
-                retry.tls = "failed"
-                retry.failure_detail = retry.failure_detail or f"STARTTLS failed: {exc}"
-                return retry
-        result.smtputf8 = client.supports_extension("smtputf8")
-        stage = "mail"
-        mail_args = f"FROM:<{config.mail_from}>"
-        if result.smtputf8 and not all(r.isascii() for r in recipients):
-            mail_args += " SMTPUTF8"
-        response = await client.execute_command(b"MAIL", mail_args.encode())
-        if response.code >= 300:
-            result.session_reply = Reply.parse(response.code, response.message)
-            return result
-        stage = "rcpt"
-        for recipient in recipients:
-            if not recipient.isascii() and not result.smtputf8:
-                continue  # the caller reports these as "SMTPUTF8 not supported"
-            response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
-            reply = Reply.parse(response.code, response.message)
-            if reply.enhanced is not None and reply.enhanced[2:] == _TOO_MANY and result.answers:
-                result.failure = "too_many"
-                break
-            result.answers[recipient] = reply
-            if response.code == 421:  # service closing: aiosmtplib has closed the socket
-                result.failure, result.failure_detail = "dropped", "421 service closing"
-                break
-        stage = "quit"
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-            if client.is_connected:
-                await client.execute_command(b"RSET")
-                await client.quit()
-    except (TimeoutError, ProxyTimeoutError) as exc:  # aiosmtplib's timeouts subclass it
-        if stage != "quit":
-            result.failure = "timeout"
-            result.failure_detail = f"timeout during {stage}: {exc}"
-    except aiosmtplib.SMTPServerDisconnected as exc:
-        if stage != "quit":
-            result.failure = "dropped"
-            result.failure_detail = f"connection dropped during {stage}: {exc}"
-    except (aiosmtplib.SMTPException, ProxyError, OSError) as exc:
-        if stage != "quit":
-            result.failure = "refused" if not result.greeted else "dropped"
-            result.failure_detail = f"{stage} failed: {exc}"
-    finally:
-        if client is not None:
-            client.close()
+    connection = ProbeConnection(target, config)
+    if await connection.open(result):
+        await connection.transact(recipients, result, overrides)
+    await connection.quit()
     return result
