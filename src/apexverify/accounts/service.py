@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -98,26 +99,11 @@ def add_credits(
 ) -> None:
     if credit_type not in CREDIT_TYPES:
         raise BadRequest(f"credit type must be one of {', '.join(CREDIT_TYPES)}")
-    milli = to_milli(amount)
-    column = _balance_column(credit_type)
-    # A negative adjustment may not take the balance below zero.
-    stmt = (
-        update(Account)
-        .where(Account.id == account_id, column + milli >= 0)
-        .values({column: column + milli})
-    )
-    if session.execute(stmt).rowcount == 0:
+    if not move_credits(
+        session, account_id, credit_type, to_milli(amount), kind="topup", note=note
+    ):
         get_account(session, account_id)
         raise BadRequest("That adjustment would make the balance negative.")
-    session.add(
-        CreditMovement(
-            account_id=account_id,
-            kind="topup",
-            credit_type=credit_type,
-            amount_milli=milli,
-            note=note,
-        )
-    )
 
 
 def balances(account: Account) -> dict[str, float]:
@@ -127,8 +113,42 @@ def balances(account: Account) -> dict[str, float]:
     }
 
 
-def _balance_column(credit_type: str):  # type: ignore[no-untyped-def]
+def _balance_column(credit_type: str) -> Any:
     return Account.email_credit_milli if credit_type == "email" else Account.phone_credit_milli
+
+
+def move_credits(
+    session: Session,
+    account_id: str,
+    credit_type: str,
+    milli: int,
+    *,
+    kind: str,
+    note: str,
+    batch_uuid: str | None = None,
+) -> bool:
+    """Add ``milli`` (negative: take) to a balance and write the ledger row, in the caller's
+    transaction. A take that would make the balance negative changes nothing and returns
+    False: the check and the change are one conditional UPDATE, safe under concurrency."""
+    column = _balance_column(credit_type)
+    moved = session.execute(
+        update(Account)
+        .where(Account.id == account_id, column + milli >= 0)
+        .values({column: column + milli})
+    ).rowcount
+    if not moved:
+        return False
+    session.add(
+        CreditMovement(
+            account_id=account_id,
+            batch_uuid=batch_uuid,
+            kind=kind,
+            credit_type=credit_type,
+            amount_milli=milli,
+            note=note,
+        )
+    )
+    return True
 
 
 def key_summary(key: ApiKey) -> dict[str, str | None]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ..accounts import service as accounts
 from ..errors import BadRequest, BatchLocked, InsufficientCredits, NotFound
-from ..store.models import Account, Batch, CreditMovement, utcnow
+from ..store.models import Account, Batch, utcnow
 from . import states
 from .context import Services
 from .params import BatchParameters
@@ -160,27 +161,17 @@ def launch(services: Services, account_id: str, batch_uuid: str) -> str:
 
 
 def _debit(session: Session, account_id: str, batch: Batch, cost: int) -> None:
-    column = (
-        Account.email_credit_milli if batch.record_type == "email" else Account.phone_credit_milli
-    )
-    debited = session.execute(
-        update(Account)
-        .where(Account.id == account_id, column >= cost)
-        .values({column: column - cost})
-    ).rowcount
-    if not debited:
+    if not accounts.move_credits(
+        session,
+        account_id,
+        batch.record_type,
+        -cost,
+        kind="debit",
+        note="batch launch",
+        batch_uuid=batch.uuid,
+    ):
         # Raising rolls back the status change too: the batch stays ready_for_verification.
         raise InsufficientCredits()
-    session.add(
-        CreditMovement(
-            account_id=account_id,
-            batch_uuid=batch.uuid,
-            kind="debit",
-            credit_type=batch.record_type,
-            amount_milli=-cost,
-            note="batch launch",
-        )
-    )
 
 
 def delete_batch(services: Services, account_id: str, batch_uuid: str) -> None:

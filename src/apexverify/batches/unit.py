@@ -11,12 +11,13 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from ..accounts import service as accounts
 from ..credits import to_milli
 from ..errors import InsufficientCredits
 from ..store import records
-from ..store.models import Account, CachedResult, CreditMovement
+from ..store.models import Account, CachedResult
 from ..verify.base import Retry, VerifyContext, VerifyItem, syntax_error_result
 from ..verify.email.syntax import normalize_email
 from ..verify.phone.numbering import normalize_phone
@@ -92,24 +93,16 @@ def _cached(
 def _charge(services: Services, account_id: str, kind: str, milli: int) -> None:
     if not milli:
         return
-    column = Account.email_credit_milli if kind == "email" else Account.phone_credit_milli
     with services.store.write() as session:
-        moved = session.execute(
-            update(Account)
-            .where(Account.id == account_id, column >= milli)
-            .values({column: column - milli})
-        ).rowcount
-        if not moved:
+        if not accounts.move_credits(
+            session,
+            account_id,
+            kind,
+            -milli,
+            kind="unit" if milli > 0 else "unit_refund",
+            note="unit verification",
+        ):
             raise InsufficientCredits()
-        session.add(
-            CreditMovement(
-                account_id=account_id,
-                kind="unit" if milli > 0 else "unit_refund",
-                credit_type=kind,
-                amount_milli=-milli,
-                note="unit verification",
-            )
-        )
 
 
 def _remember(

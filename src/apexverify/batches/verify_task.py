@@ -16,10 +16,12 @@ import time
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
+from ..accounts import service as accounts
 from ..credits import from_milli
 from ..store import records
-from ..store.models import Account, Batch, CreditMovement, utcnow
+from ..store.models import Account, Batch, utcnow
 from ..verify.base import Outcome, Retry, VerifyContext, VerifyItem
 from ..verify.registry import build_verifier
 from . import states
@@ -166,22 +168,15 @@ def finalize(services: Services, batch_uuid: str) -> None:
             _refund(session, batch, refund)
 
 
-def _refund(session: Any, batch: Batch, amount: int) -> None:
-    column = (
-        Account.email_credit_milli if batch.record_type == "email" else Account.phone_credit_milli
-    )
-    session.execute(
-        update(Account).where(Account.id == batch.account_id).values({column: column + amount})
-    )
-    session.add(
-        CreditMovement(
-            account_id=batch.account_id,
-            batch_uuid=batch.uuid,
-            kind="refund",
-            credit_type=batch.record_type,
-            amount_milli=amount,
-            note=f"refund of {from_milli(amount)} credits for inconclusive results",
-        )
+def _refund(session: Session, batch: Batch, amount: int) -> None:
+    accounts.move_credits(
+        session,
+        batch.account_id,
+        batch.record_type,
+        amount,
+        kind="refund",
+        note=f"refund of {from_milli(amount)} credits for inconclusive results",
+        batch_uuid=batch.uuid,
     )
 
 

@@ -9,21 +9,9 @@ from typing import Any
 from ..credits import from_milli
 from ..store.models import Batch
 from . import states
+from .params import BatchParameters
 
-PUBLIC_PARAMETERS = (
-    "type",
-    "target_country",
-    "target_audience",
-    "target_market_industry",
-    "target_objective",
-    "use_account_cache",
-    "max_account_cache_backoff",
-    "use_global_cache",
-    "max_global_cache_backoff",
-    "remove_duplicate",
-    "remove_wrong_email_format",
-    "remove_wrong_phone_format",
-)
+PUBLIC_PARAMETERS = tuple(BatchParameters.model_fields)
 
 
 def iso(value: datetime | None) -> str | None:

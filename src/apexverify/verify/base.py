@@ -54,8 +54,25 @@ def _verdict(valid: bool, wrong: bool) -> Verdict:
     return "unknown"
 
 
+class _ResultMixin:
+    """Verdict and serialization shared by the result types."""
+
+    valid: bool
+    wrong: bool
+
+    @property
+    def verdict(self) -> Verdict:
+        return _verdict(self.valid, self.wrong)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        extra = data.pop("extra")
+        data.update(extra)
+        return dict(data)
+
+
 @dataclass
-class EmailResult:
+class EmailResult(_ResultMixin):
     """The ten documented email fields, plus engine-specific ``extra`` fields.
 
     ``extra`` is appended after the documented fields in exports (for example
@@ -74,16 +91,6 @@ class EmailResult:
     is_catch_all: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def verdict(self) -> Verdict:
-        return _verdict(self.valid, self.wrong)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        extra = data.pop("extra")
-        data.update(extra)
-        return data
-
     @classmethod
     def syntax_error(cls) -> EmailResult:
         return cls(
@@ -97,7 +104,7 @@ class EmailResult:
 
 
 @dataclass
-class PhoneResult:
+class PhoneResult(_ResultMixin):
     """The documented phone fields, plus engine-specific ``extra`` fields."""
 
     valid: bool
@@ -111,16 +118,6 @@ class PhoneResult:
     current_network_mnc: str | None = None
     operator: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> Verdict:
-        return _verdict(self.valid, self.wrong)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        extra = data.pop("extra")
-        data.update(extra)
-        return data
 
     @classmethod
     def syntax_error(cls) -> PhoneResult:

@@ -26,17 +26,9 @@ router = APIRouter(prefix="/v1/batch", tags=["batch"])
 Auth = Annotated[Account, Depends(current_account)]
 Svc = Annotated[Services, Depends(get_services)]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_OPTIONAL_FORM_FIELDS = (
-    "target_audience",
-    "target_market_industry",
-    "target_objective",
-    "use_account_cache",
-    "max_account_cache_backoff",
-    "use_global_cache",
-    "max_global_cache_backoff",
-    "remove_duplicate",
-    "remove_wrong_email_format",
-    "remove_wrong_phone_format",
+# The upload accepts every optional parameter of PUT as a form field.
+_OPTIONAL_FORM_FIELDS = tuple(
+    name for name in BatchParameters.model_fields if name not in ("type", "target_country")
 )
 
 
