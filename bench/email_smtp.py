@@ -92,6 +92,7 @@ def run_lab(config: LabConfig, pipe: Connection) -> None:
         )
         pipe.send((dns_server.nameserver, port))
         loop = asyncio.get_running_loop()
+        cpu_mark = time.process_time()
         while True:
             message = await loop.run_in_executor(None, pipe.recv)
             if message == "stats":
@@ -100,10 +101,12 @@ def run_lab(config: LabConfig, pipe: Connection) -> None:
                         "connections": recorder.connections.total(),
                         "rcpt": len(recorder.rcpt_log),
                         "data": len(recorder.data_commands),
+                        "cpu": time.process_time() - cpu_mark,
                     }
                 )
                 recorder.connections.clear()
                 recorder.rcpt_log.clear()
+                cpu_mark = time.process_time()
             else:
                 break
         server.close()
@@ -259,7 +262,8 @@ def main() -> None:
                 f"{label}: {elapsed:.1f} s, {rate:,.0f} addresses/s, "
                 f"connections opened {verifier.stats.connections_opened:,} "
                 f"(server saw {server['connections']:,}), RCPT {server['rcpt']:,}, "
-                f"client CPU {cpu:.1f} s, peak RSS {rss.peak / 2**20:.0f} MiB, verdicts {verdicts}"
+                f"client CPU {cpu:.1f} s, lab CPU {server['cpu']:.1f} s, "
+                f"peak RSS {rss.peak / 2**20:.0f} MiB, verdicts {verdicts}"
             )
             assert server["data"] == 0, "the engine must never send DATA"
         sample = addresses[: args.naive_sample]

@@ -63,6 +63,7 @@ class Settings:
     smtp_max_connections: int = 200
     smtp_max_connections_per_mx: int = 5
     smtp_rcpt_per_connection: int = 50
+    smtp_max_idle_connections: int = 1000  # idle SMTP connections kept ~10 s for the next chunk
 
     # Phone engine
     phone_lookup_provider: str = "none"  # none | hlrlookup | twilio

@@ -103,7 +103,7 @@ class EmailVerifier(Verifier):
         self._accepting_domains: set[str] = set()  # a real recipient got 2xx here
         self._pool = IdlePool(
             per_key=settings.smtp_max_connections_per_mx,
-            total=settings.smtp_max_connections,
+            total=settings.smtp_max_idle_connections,
             idle_seconds=IDLE_SECONDS,
         )
         self._config = ProbeConfig(
