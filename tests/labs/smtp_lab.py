@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -49,6 +51,8 @@ ADDRESSES: dict[str, str] = {
     "tempfail": "127.0.0.12",
     "noutf8": "127.0.0.13",
     "toomany": "127.0.0.14",
+    "tls": "127.0.0.15",
+    "badtls": "127.0.0.16",
 }
 
 BASE = "lab-example.com"
@@ -72,6 +76,8 @@ class LabDomains:
     tempfail: str = f"tempfail.{BASE}"  # 250 known users, 450 4.2.1 for everyone else, always
     noutf8: str = f"noutf8.{BASE}"  # like rejects, without SMTPUTF8
     toomany: str = f"toomany.{BASE}"  # 452 4.5.3 after 2 recipients per transaction
+    tls: str = f"tls.{BASE}"  # like rejects, offers STARTTLS (self-signed certificate)
+    badtls: str = f"badtls.{BASE}"  # offers STARTTLS, then breaks the handshake
     implicit: str = f"implicit.{BASE}"  # no MX, A record -> rejects server
     nullmx: str = f"nullmx.{BASE}"  # MX 0 . (RFC 7505)
     nxdomain: str = f"nosuch.{BASE}"  # not in the zone
@@ -117,6 +123,8 @@ def lab_zone(domains: LabDomains) -> str:
         "tempfail",
         "noutf8",
         "toomany",
+        "tls",
+        "badtls",
     ):
         domain = getattr(d, behaviour)
         lines.append(f"{domain}. 300 IN MX 10 mx.{domain}.")
@@ -131,6 +139,7 @@ class LabRecorder:
     data_commands: list[str] = field(default_factory=list)
     connections: Counter[str] = field(default_factory=Counter)
     rcpt_log: list[tuple[str, str]] = field(default_factory=list)
+    tls_rcpts: list[str] = field(default_factory=list)  # behaviours that saw RCPT over TLS
 
 
 def _local(address: str) -> str:
@@ -162,6 +171,8 @@ class LabHandler:
         rcpt_options: list[str],
     ) -> str:
         self.recorder.rcpt_log.append((self.behaviour, address))
+        if session.ssl is not None:
+            self.recorder.tls_rcpts.append(self.behaviour)
         if self.max_rcpt and len(envelope.rcpt_tos) >= self.max_rcpt:
             return "452 4.5.3 Too many recipients"
         seen = self.seen[address.lower()]
@@ -190,6 +201,7 @@ ANSWERS: dict[str, Callable[[str, int], str]] = {
     "rejects": rejects_answer,
     "noutf8": rejects_answer,
     "toomany": rejects_answer,
+    "tls": rejects_answer,
     "catchall": lambda local, seen: "250 2.1.5 OK",
     "greylist": lambda local, seen: (
         "451 4.7.1 Greylisted, please try again later" if not seen else rejects_answer(local, seen)
@@ -237,19 +249,24 @@ class RawBehaviour(asyncio.Protocol):
         self.recorder = recorder
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
+        self.broken_tls = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.recorder.connections[self.behaviour] += 1
-        if self.behaviour == "drops":
-            transport.write(b"220 mx.drops.lab ESMTP\r\n")
+        if self.behaviour in ("drops", "badtls"):
+            transport.write(f"220 mx.{self.behaviour}.lab ESMTP\r\n".encode())
         elif self.behaviour == "banner":
             transport.write(b"554 5.7.1 mx.banner.lab: your address is on our block list\r\n")
         # "silent": never writes anything
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if self.broken_tls:
+            self.transport.write(b"this is not a TLS record\r\n")
+            self.transport.close()
+            return
         self.buffer += data
         while b"\r\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\r\n", 1)
@@ -268,7 +285,16 @@ class RawBehaviour(asyncio.Protocol):
         elif self.behaviour == "banner":
             self.transport.write(b"503 5.5.1 No service\r\n")
         elif verb in ("EHLO", "HELO"):
-            self.transport.write(b"250-mx.drops.lab\r\n250 PIPELINING\r\n")
+            self.transport.write(b"250-mx.raw.lab\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+        elif verb == "STAR" and self.behaviour == "badtls":
+            # Agree, then answer the TLS ClientHello with garbage: a broken TLS stack.
+            self.transport.write(b"220 2.0.0 Ready to start TLS\r\n")
+            self.broken_tls = True
+        elif verb == "RCPT" and self.behaviour == "badtls":
+            address = line[8:].strip("<> ")
+            self.recorder.rcpt_log.append((self.behaviour, address))
+            answer = rejects_answer(_local(address), 0)
+            self.transport.write(answer.encode() + b"\r\n")
         elif verb == "MAIL":
             self.transport.write(b"250 2.1.0 OK\r\n")
         elif verb == "RCPT":
@@ -305,7 +331,7 @@ async def serve_behaviour(
 ) -> asyncio.Server:
     """Start one behaviour's server on every address in ``hosts`` (same port)."""
     loop = asyncio.get_running_loop()
-    if behaviour in ("drops", "silent", "banner"):
+    if behaviour in ("drops", "silent", "banner", "badtls"):
         return await loop.create_server(
             lambda: RawBehaviour(behaviour, recorder), host=hosts, port=port
         )
@@ -316,11 +342,20 @@ async def serve_behaviour(
         max_rcpt=2 if behaviour == "toomany" else 0,
     )
     utf8 = behaviour != "noutf8"
+    tls = _tls_context() if behaviour == "tls" else None
     return await loop.create_server(
-        lambda: LabSMTP(handler, latency=latency, enable_SMTPUTF8=utf8),
+        lambda: LabSMTP(handler, latency=latency, enable_SMTPUTF8=utf8, tls_context=tls),
         host=hosts,
         port=port,
     )
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Server context with the self-signed test certificate that ships with aiosmtpd."""
+    certs = files("aiosmtpd.tests").joinpath("certs")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs / "server.crt"), str(certs / "server.key"))
+    return context
 
 
 @dataclass

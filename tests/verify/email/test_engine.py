@@ -15,6 +15,7 @@ from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.email.engine import EmailVerifier, verify_emails
 from apexverify.verify.email.slots import LocalMxSlots
 from tests.labs.smtp_lab import ADDRESSES, email_lab
+from tests.labs.socks5 import socks5_proxy
 
 
 def _requested(lab_log: list[tuple[str, str]], behaviour: str) -> list[str]:
@@ -311,3 +312,31 @@ async def test_concurrent_verify_many_share_dns_cache() -> None:
         await asyncio.gather(*(verifier.verify_many(chunk, context) for chunk in chunks))
         mx_queries = [q for q in lab.dns.resolver.queries if q == (f"{lab.domains.rejects}.", "MX")]
         assert len(mx_queries) == 1
+
+
+async def test_starttls_is_used_when_offered() -> None:
+    async with email_lab() as lab:
+        ok, bad = await verify_emails(
+            [f"alice@{lab.domains.tls}", f"nobody@{lab.domains.tls}"], lab.settings()
+        )
+        assert (ok.verdict, bad.verdict) == ("valid", "wrong")
+        assert lab.recorder.tls_rcpts == ["tls"] * 3  # probe + 2 addresses, all encrypted
+
+
+async def test_broken_starttls_falls_back_to_plain_text() -> None:
+    async with email_lab() as lab:
+        ok, bad = await verify_emails(
+            [f"alice@{lab.domains.badtls}", f"nobody@{lab.domains.badtls}"], lab.settings()
+        )
+        assert (ok.verdict, bad.verdict) == ("valid", "wrong")
+        assert lab.connections["badtls"] == 2  # the broken TLS attempt, then plain text
+
+
+async def test_socks5_proxy_carries_the_smtp_connection() -> None:
+    async with email_lab() as lab, socks5_proxy() as proxy:
+        ok, bad = await verify_emails(
+            [f"alice@{lab.domains.rejects}", f"nobody@{lab.domains.rejects}"],
+            lab.settings(smtp_socks5_proxy=proxy.url),
+        )
+        assert (ok.verdict, bad.verdict) == ("valid", "wrong")
+        assert proxy.connections == [(ADDRESSES["rejects"], lab.smtp_port)]

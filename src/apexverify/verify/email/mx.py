@@ -98,8 +98,11 @@ class MxResolver:
     again.
     """
 
-    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+    def __init__(self, resolver: dns.asyncresolver.Resolver, concurrency: int = 64) -> None:
         self._resolver = resolver
+        # A chunk can name a thousand new domains at once; a burst that size overflows the
+        # UDP buffers of small resolvers and turns into timeouts (= needless retries).
+        self._in_flight = asyncio.Semaphore(concurrency)
         self._domains: _SingleFlight[MailDomain] = _SingleFlight()
         self._hosts: _SingleFlight[HostAddresses] = _SingleFlight()
 
@@ -116,7 +119,10 @@ class MxResolver:
         return result
 
     async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer:
-        return await self._resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
+        async with self._in_flight:
+            return await self._resolver.resolve(
+                name, rdtype, raise_on_no_answer=False, search=False
+            )
 
     async def _lookup_domain(self, domain: str) -> MailDomain:
         try:
