@@ -107,6 +107,7 @@ SCENARIOS: dict[str, Scenario] = {
     "E26": (lambda d: f"alice@{d.free}", {}, _none),
     "E27": (lambda d: f"δοκιμή@{d.noutf8}", {}, _none),
     "E28": (lambda d: f"alice@{d.tempfail}", {}, _none),
+    "E29": (lambda d: f"alice@{d.rejects}", {}, _none),  # with a failing resolver, below
 }
 
 MAX_ATTEMPTS = 2
@@ -152,6 +153,12 @@ async def test_verdict_row(row_id: str) -> None:
     address_of, overrides, before = SCENARIOS[row_id]
     async with email_lab() as lab:
         verifier = EmailVerifier(lab.settings(**overrides))
+        if row_id == "E29":
+
+            async def broken(domain: str) -> None:
+                raise RuntimeError("simulated engine bug")
+
+            verifier._mx.mail_domain = broken  # type: ignore[method-assign,assignment]
         if before(lab.domains):
             await verifier.verify_many(
                 [VerifyItem(a) for a in before(lab.domains)], VerifyContext()

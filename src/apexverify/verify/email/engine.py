@@ -10,6 +10,7 @@ inconclusive-but-transient answer (greylisting, timeouts, DNS failures) becomes 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from .smtp import ProbeConfig, ProbeConnection, SessionResult, Target
 from .syntax import normalize_email
 from .typo import suggest_domain
 from .verdicts import Evidence, Flags, decide
+
+log = logging.getLogger(__name__)
 
 # How long an MX address that refused or never greeted us is skipped: long enough that the
 # other chunks of the same batch do not each wait for the same timeout, short enough that a
@@ -129,8 +132,11 @@ class EmailVerifier(Verifier):
                 continue
             groups.setdefault(address.rpartition("@")[2], []).append((index, address, final))
         await asyncio.gather(
-            *(self._verify_domain(domain, entries, outcomes) for domain, entries in groups.items())
+            *(self._guarded(domain, entries, outcomes) for domain, entries in groups.items())
         )
+        missing = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        if missing:
+            raise RuntimeError(f"email engine produced no outcome for items {missing[:5]}")
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def aclose(self) -> None:
@@ -149,6 +155,25 @@ class EmailVerifier(Verifier):
             retry_after=self.settings.smtp_greylist_retry_seconds,
             extra=extra,
         )
+
+    async def _guarded(
+        self,
+        domain: str,
+        entries: list[tuple[int, str, bool]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """One domain's failure (a bug, an unexpected library error) must not sink the
+        chunk: the runner would retry the whole chunk forever."""
+        try:
+            await self._verify_domain(domain, entries, outcomes)
+        except Exception as exc:
+            log.exception("email verification of domain %s failed", domain)
+            for index, address, final in entries:
+                if outcomes[index] is None:
+                    local = address.rpartition("@")[0]
+                    flags = Flags(is_free=is_free(domain), is_role=is_role(local))
+                    extra = {"reason": f"{type(exc).__name__}: {exc}"}
+                    outcomes[index] = self._decide(Evidence.ENGINE_ERROR, flags, final, extra)
 
     async def _verify_domain(
         self,

@@ -37,6 +37,7 @@ class Evidence(StrEnum):
     CANNOT_VERIFY = "cannot_verify"
     PROTOCOL = "protocol"
     SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
+    ENGINE_ERROR = "engine_error"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ RULES: dict[Evidence, Rule] = {
     Evidence.CANNOT_VERIFY: Rule(False, False, True, "unknown", "unknown"),
     Evidence.PROTOCOL: _ERROR,
     Evidence.SMTPUTF8_UNSUPPORTED: _ERROR,
+    Evidence.ENGINE_ERROR: _ERROR_RETRY,
 }
 
 # The extra fields every engine result carries, in export order (None when not applicable).
