@@ -14,6 +14,7 @@ import pytest
 from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.email.engine import EmailVerifier, verify_emails
 from apexverify.verify.email.slots import LocalMxSlots
+from apexverify.verify.email.smtp import ProbeConfig, Target, run_session
 from tests.labs.smtp_lab import ADDRESSES, email_lab
 from tests.labs.socks5 import socks5_proxy
 
@@ -340,3 +341,23 @@ async def test_socks5_proxy_carries_the_smtp_connection() -> None:
         )
         assert (ok.verdict, bad.verdict) == ("valid", "wrong")
         assert proxy.connections == [(ADDRESSES["rejects"], lab.smtp_port)]
+
+
+async def test_run_session_single_connection_api() -> None:
+    async with email_lab() as lab:
+        config = ProbeConfig(
+            port=lab.smtp_port,
+            timeout=1.0,
+            helo_name="probe.lab-example.com",
+            mail_from="probe@lab-example.com",
+        )
+        target = Target(f"mx.{lab.domains.rejects}", ADDRESSES["rejects"])
+        result = await run_session(
+            target, [f"alice@{lab.domains.rejects}", f"zed@{lab.domains.rejects}"], config
+        )
+        assert result.greeted
+        assert result.failure is None
+        assert [reply.code for reply in result.answers.values()] == [250, 550]
+        refused = await run_session(Target("down", ADDRESSES["down"]), ["a@b.com"], config)
+        assert refused.failure == "refused"
+        assert not refused.greeted

@@ -18,7 +18,7 @@ import aiosmtplib
 from python_socks import ProxyError, ProxyTimeoutError
 from python_socks.async_.asyncio import Proxy
 
-from .replies import Reply, ReplyKind
+from .replies import Reply
 
 # Why a session stopped before answering every recipient.
 Failure = Literal["refused", "timeout", "dropped", "too_many"]
@@ -174,7 +174,6 @@ class ProbeConnection:
         self,
         recipients: Sequence[str],
         result: SessionResult,
-        overrides: dict[str, ReplyKind] | None = None,
     ) -> None:
         """MAIL FROM, one RCPT per recipient, RSET; fills ``result``. Never sends DATA."""
         assert self.client is not None
@@ -239,13 +238,12 @@ async def run_session(
     target: Target,
     recipients: Sequence[str],
     config: ProbeConfig,
-    overrides: dict[str, ReplyKind] | None = None,
 ) -> SessionResult:
     """Probe ``recipients`` on one new connection to ``target``, then QUIT; never raises for
     network trouble (failures are reported in the result)."""
     result = SessionResult(target)
     connection = ProbeConnection(target, config)
     if await connection.open(result):
-        await connection.transact(recipients, result, overrides)
+        await connection.transact(recipients, result)
     await connection.quit()
     return result
