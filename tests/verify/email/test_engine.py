@@ -341,6 +341,13 @@ async def test_socks5_proxy_carries_the_smtp_connection() -> None:
         )
         assert (ok.verdict, bad.verdict) == ("valid", "wrong")
         assert proxy.connections == [(ADDRESSES["rejects"], lab.smtp_port)]
+        # the documented "host:port" form works as well
+        [again] = await verify_emails(
+            [f"bob@{lab.domains.rejects}"],
+            lab.settings(smtp_socks5_proxy=f"{proxy.host}:{proxy.port}"),
+        )
+        assert again.verdict == "valid"
+        assert len(proxy.connections) == 2
 
 
 async def test_run_session_single_connection_api() -> None:

@@ -55,6 +55,11 @@ class ProbeConfig:
     socks5_proxy: str = ""
 
 
+def socks5_url(spec: str) -> str:
+    """``host:port`` (as documented) or a full ``socks5://[user:pass@]host:port`` URL."""
+    return spec if "://" in spec else f"socks5://{spec}"
+
+
 def _tls_context() -> ssl.SSLContext:
     # Certificates are not checked: nothing secret crosses the link and many MX hosts use
     # self-signed or mismatched certificates; TLS here only avoids plaintext-only refusals.
@@ -69,7 +74,7 @@ _TLS = _tls_context()
 
 async def _open(target: Target, config: ProbeConfig) -> tuple[aiosmtplib.SMTP, Reply]:
     if config.socks5_proxy:
-        proxy = Proxy.from_url(config.socks5_proxy)
+        proxy = Proxy.from_url(socks5_url(config.socks5_proxy))
         sock = await proxy.connect(
             dest_host=target.address, dest_port=config.port, timeout=config.timeout
         )
