@@ -326,11 +326,15 @@ async def test_starttls_is_used_when_offered() -> None:
 
 async def test_broken_starttls_falls_back_to_plain_text() -> None:
     async with email_lab() as lab:
-        ok, bad = await verify_emails(
-            [f"alice@{lab.domains.badtls}", f"nobody@{lab.domains.badtls}"], lab.settings()
-        )
+        verifier = EmailVerifier(lab.settings())
+        addresses = [f"alice@{lab.domains.badtls}", f"nobody@{lab.domains.badtls}"]
+        ok, bad = await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        await verifier.aclose()
+        assert isinstance(ok, EmailResult)
+        assert isinstance(bad, EmailResult)
         assert (ok.verdict, bad.verdict) == ("valid", "wrong")
         assert lab.connections["badtls"] == 2  # the broken TLS attempt, then plain text
+        assert verifier.stats.connections_opened == 2
 
 
 async def test_socks5_proxy_carries_the_smtp_connection() -> None:

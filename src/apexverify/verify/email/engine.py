@@ -321,8 +321,9 @@ class EmailVerifier(Verifier):
             connection.close()  # the server dropped the idle connection: start afresh
         result = SessionResult(target)
         connection = ProbeConnection(target, self._config)
-        self.stats.connections_opened += 1
-        if await connection.open(result):
+        opened = await connection.open(result)
+        self.stats.connections_opened += connection.connects
+        if opened:
             await connection.transact(recipients, result)
         self._pool.put(target.address, connection)
         return result

@@ -122,6 +122,7 @@ class ProbeConnection:
         self.smtputf8 = False
         self.tls: Literal["none", "ok", "failed"] = "none"
         self.transactions = 0
+        self.connects = 0  # TCP connections made (2 when STARTTLS failed and we went plain)
 
     @property
     def usable(self) -> bool:
@@ -132,6 +133,7 @@ class ProbeConnection:
         stage = "connect"
         try:
             try:
+                self.connects += 1
                 self.client, _greeting = await _open(self.target, self.config)
             except aiosmtplib.SMTPConnectResponseError as exc:
                 result.greeted = True
