@@ -14,6 +14,19 @@ behaviour, ``lab.rcpt_log`` records every RCPT seen as ``(behaviour, address)``.
 
 Users that exist on the lab servers: :data:`LAB_USERS` (any other local part is unknown,
 except on the catch-all server). ``full@`` answers 552 5.2.2 and ``unverifiable@`` 252.
+
+API:
+
+* ``email_lab(latency=0.0)``: async context manager yielding an :class:`EmailLab`;
+  ``latency`` delays every SMTP reply (seconds).
+* ``EmailLab.nameserver`` ("127.0.0.1:PORT"), ``.smtp_port``, ``.domains`` (a
+  :class:`LabDomains`: one attribute per behaviour, documented there), ``.settings(**kw)``
+  (a ``Settings`` pointing at the lab), ``.connections`` / ``.rcpt_log`` /
+  ``.data_commands`` / ``.recorder.tls_rcpts`` (what the servers saw), ``.dns.resolver.queries``
+  (what the DNS server was asked).
+* Building blocks for other labs (the benchmark uses them): :class:`LabDnsServer` in
+  ``dns_server.py``, :func:`serve_behaviour` (one behaviour on many addresses, one port),
+  :func:`free_port`, :class:`LabRecorder`, :func:`rejects_answer`.
 """
 
 from __future__ import annotations
