@@ -116,6 +116,7 @@ def run_one(server: LiveServer, key: str, kind: str, path: Path, lines: int) -> 
                 raise RuntimeError(body)
             time.sleep(0.02)
         elapsed = time.perf_counter() - start
+    time.sleep(0.5)  # the parse logs its phase timings just after publishing the status
     return {
         "kind": kind,
         "lines": lines,
@@ -124,6 +125,11 @@ def run_one(server: LiveServer, key: str, kind: str, path: Path, lines: int) -> 
         "rows_per_s": lines / elapsed,
         "peak_rss_mb": rss.peak / 2**20,
         "found_content": body["found_content"],
+        "phases": [
+            line.split(": ", 2)[-1]
+            for line in server.log_tail(100_000).splitlines()
+            if f"parsed {batch_uuid}" in line
+        ],
     }
 
 
@@ -156,6 +162,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--parse-workers", default="0", help="APEXVERIFY_PARSE_WORKERS (1 = no process pool)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -168,14 +177,14 @@ def main() -> None:
         )
         try:
             key = server.create_account()[0]
-            print(f"machine: {machine()}")
+            print(f"machine: {machine()}; parse workers setting: {args.parse_workers}")
             for kind, name in (("email", "emails.txt"), ("phone", "phones.txt")):
                 result = run_one(server, key, kind, tmp_path / name, args.lines)
                 print(
                     f"{kind}: {result['lines']:,} lines -> ready in {result['seconds']:.2f}s "
                     f"(upload {result['upload_seconds']:.2f}s): "
                     f"{result['rows_per_s']:,.0f} rows/s, peak RSS {result['peak_rss_mb']:.0f} MB,"
-                    f" {result['found_content']}"
+                    f" {result['found_content']}; {'; '.join(result['phases'])}"
                 )
             rate = email_validator_rate(emails)
             print(f"peer: email-validator syntax check alone: {rate:,.0f} addresses/s")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from sqlalchemy import update
@@ -64,16 +65,28 @@ def _parse(services: Services, batch_uuid: str, generation: int) -> None:
     )
     with services.store.write() as session:
         records.delete_rows(session, batch.pk)
+    started = time.perf_counter()
     finder = DuplicateFinder()
+    counts = records.Counts()
     pending: list[tuple] = []
     for rows in classified_chunks(spec, Path(batch.file_path), services.settings.parse_workers):
         finder.see((row[0], row[3]) for row in rows)
+        wrong = sum(1 for row in rows if row[4] == "wrong")
+        counts.wrong += wrong
+        counts.valid += len(rows) - wrong
         pending.extend(rows)
-        if len(pending) >= 100_000:
+        if len(pending) >= 200_000:
             _flush(services, batch_uuid, generation, batch.pk, pending)
             pending = []
     _flush(services, batch_uuid, generation, batch.pk, pending)
-    _finish(services, batch, account, params, generation, finder.rows_to_check())
+    loaded = time.perf_counter()
+    _finish(services, batch, account, params, generation, finder.rows_to_check(), counts)
+    log.info(
+        "parsed %s: load %.2fs, dedupe/cache/price %.2fs",
+        batch_uuid,
+        loaded - started,
+        time.perf_counter() - loaded,
+    )
 
 
 def _flush(
@@ -92,13 +105,15 @@ def _finish(
     params: BatchParameters,
     generation: int,
     candidates: set[int],
+    counts: records.Counts,
 ) -> None:
     with services.store.write() as session:
-        records.resolve_repeats(
+        counts.duplicate = records.resolve_repeats(
             session, batch.pk, candidates, keep_duplicates=not params.remove_duplicate
         )
+        counts.valid -= counts.duplicate
         if params.use_account_cache:
-            records.apply_cache(
+            counts.cache_account = records.apply_cache(
                 session,
                 batch.pk,
                 params.type,
@@ -108,7 +123,7 @@ def _finish(
             )
         # Sandbox accounts neither read nor feed the global cache: their verdicts are fake.
         if params.use_global_cache and not account.sandbox:
-            records.apply_cache(
+            counts.cache_global = records.apply_cache(
                 session,
                 batch.pk,
                 params.type,
@@ -116,7 +131,6 @@ def _finish(
                 params.max_global_cache_backoff,
                 "global",
             )
-        counts = records.parse_counts(session, batch.pk)
         price = price_batch(services.settings, params.type, counts)
         published = session.execute(
             update(Batch)

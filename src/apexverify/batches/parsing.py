@@ -103,6 +103,13 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
 _POOL: ProcessPoolExecutor | None = None
 
 
+def pool_size(configured: int) -> int:
+    """The configured number of parse workers, else one per core. (One per core but one, to
+    leave the loading process a core, measured slower on 2 cores: the lone worker became the
+    bottleneck.)"""
+    return configured or os.cpu_count() or 1
+
+
 def _pool(workers: int) -> Executor:
     global _POOL
     if _POOL is None:
@@ -119,12 +126,12 @@ def classify_range(spec: ParseSpec, path: Path, start: int, end: int, first_seq:
 def classified_chunks(spec: ParseSpec, path: Path, workers: int = 0) -> Iterator[list[Row]]:
     """Classified rows in file order. A large file is classified in a process pool, so the
     caller's thread only loads rows into the database while the workers parse ahead."""
-    workers = workers or os.cpu_count() or 1
-    use_pool = workers > 1 and path.stat().st_size > POOL_THRESHOLD_BYTES
+    use_pool = (os.cpu_count() or 1) > 1 and path.stat().st_size > POOL_THRESHOLD_BYTES
     if not use_pool:
         for chunk in iter_chunks(path):
             yield classify(spec, chunk)
         return
+    workers = pool_size(workers)
     pool = _pool(workers)
     pending = []
     # Workers read their own ranges of the file; a bounded number of ranges is in flight so
@@ -143,8 +150,8 @@ def _ready() -> bool:
 
 def warm_pool(workers: int = 0) -> None:
     """Start the parse workers ahead of the first large upload (their imports take a second)."""
-    workers = workers or os.cpu_count() or 1
-    if workers > 1:
+    if (os.cpu_count() or 1) > 1:
+        workers = pool_size(workers)
         pool = _pool(workers)
         for future in [pool.submit(_ready) for _ in range(workers)]:
             future.result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -91,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ..api.app import create_app
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
     if args.init_demo:
         _init_demo(settings)

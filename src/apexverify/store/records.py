@@ -70,9 +70,10 @@ def delete_rows(session: Session, batch_pk: int) -> None:
 def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> None:
     """Exact pass over the rows that may repeat (``seqs``, see ``batches/dedupe.py``): within
     one (kind, key) the first row stays, later valid rows become duplicates of it, and a row
-    whose text repeats an earlier row verbatim is flagged (one JSON key for both)."""
+    whose text repeats an earlier row verbatim is flagged (one JSON key for both). Returns the
+    number of new duplicates."""
     if not seqs:
-        return
+        return 0
     conn = session.connection()
     conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_seqs (seq INTEGER)")
     conn.exec_driver_sql("DELETE FROM dedupe_seqs")
@@ -91,7 +92,7 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
     conn.exec_driver_sql("DELETE FROM dedupe_seqs")
     updates = _repeat_updates(rows)
     if not updates:
-        return
+        return 0
     table = Record.__table__
     conn.execute(
         update(table)
@@ -109,6 +110,7 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
             update(table).where(table.c.id == bindparam("rid")).values(included=keep_duplicates),
             dup_ids,
         )
+    return len(dup_ids)
 
 
 def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -140,10 +142,10 @@ def apply_cache(
     scope: str,
     max_age_days: int,
     source: str,
-) -> None:
-    """Copy cached results onto this batch's still-unverified valid rows."""
+) -> int:
+    """Copy cached results onto this batch's still-unverified valid rows; returns how many."""
     since = int(time.time()) - max_age_days * 86400
-    session.execute(
+    result = session.execute(
         text(
             "UPDATE records SET cache_source = :source, verdict = c.verdict, result = c.result "
             "FROM result_cache c WHERE records.batch_pk = :b AND records.kind = 'valid' "
@@ -152,6 +154,7 @@ def apply_cache(
         ),
         {"source": source, "b": batch_pk, "scope": scope, "t": record_type, "since": since},
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -161,25 +164,6 @@ class Counts:
     duplicate: int = 0
     cache_account: int = 0
     cache_global: int = 0
-
-
-def parse_counts(session: Session, batch_pk: int) -> Counts:
-    rows = session.execute(
-        text(
-            "SELECT kind, COUNT(*), "
-            "SUM(CASE WHEN cache_source = 'account' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN cache_source = 'global' THEN 1 ELSE 0 END) "
-            "FROM records WHERE batch_pk = :b GROUP BY kind"
-        ),
-        {"b": batch_pk},
-    )
-    counts = Counts()
-    for kind, total, account_hits, global_hits in rows:
-        setattr(counts, kind, int(total))
-        if kind == "valid":
-            counts.cache_account = int(account_hits or 0)
-            counts.cache_global = int(global_hits or 0)
-    return counts
 
 
 @dataclass(frozen=True)
