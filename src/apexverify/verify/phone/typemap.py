@@ -1,6 +1,6 @@
 """Every mapping from a source's line type to the guide's ``type`` enum, in one place.
 
-``docs/results-phone.md`` reproduces these tables; a test checks each value is in
+``docs/results.md`` (section Phone) reproduces these tables; a test checks each value is in
 :data:`~apexverify.verify.base.PHONE_TYPES` and that every libphonenumber type is covered.
 
 Decisions that are not a plain rename:
