@@ -14,7 +14,7 @@ from ..batches import tasks
 from ..batches.context import Services
 from ..batches.hashing import load_secret
 from ..batches.parsing import shutdown_pool, warm_pool
-from ..jobs.inprocess import InProcessRunner
+from ..jobs.select import make_runner, prepare_schema
 from ..settings import Settings
 from ..store.db import Store
 from ..store.migrate import upgrade
@@ -44,7 +44,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         store=store,
-        jobs=InProcessRunner(),
+        jobs=make_runner(settings, store),
         secret=load_secret(settings.secret_key, settings.data_dir),
     )
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         upgrade(services.store)
+        prepare_schema(services.jobs, services.store)
         tasks.register(services.jobs, services)
         await services.jobs.start()
         # Warm the parse workers in the background; the server is usable meanwhile.

@@ -22,7 +22,15 @@ def register(runner: JobRunner, services: Services) -> None:
         await verify_batch(services, batch_uuid)
 
     runner.register("parse_batch", parse)
-    runner.register("verify_batch", verify)
+    if runner.distributed:
+        # Scaled out: verification fans out into chunk jobs shared by every worker.
+        from ..jobs import scaleout_tasks
+        from ..jobs.procrastinate_runner import ProcrastinateRunner
+
+        assert isinstance(runner, ProcrastinateRunner)
+        scaleout_tasks.register(runner, services)
+    else:
+        runner.register("verify_batch", verify)
 
 
 async def resume_all(services: Services) -> int:

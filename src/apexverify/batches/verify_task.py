@@ -51,6 +51,36 @@ async def verify_batch(services: Services, batch_uuid: str) -> None:
     await asyncio.to_thread(finalize, services, batch_uuid)
 
 
+async def verify_range(services: Services, batch_uuid: str, first_seq: int, last_seq: int) -> None:
+    """One chunk job of a scaled-out verification: the due rows of ``first_seq..last_seq``.
+
+    Engine errors propagate so the job queue retries the job; a re-run (retry, or a chunk
+    taken over from a killed worker) only writes rows that still have no verdict."""
+    loaded = await asyncio.to_thread(_load, services, batch_uuid)
+    if loaded is None:
+        return
+    batch, account = loaded
+    params = BatchParameters.model_validate(batch.parameters)
+    verifier = build_verifier(params.type, services.settings, sandbox=account.sandbox)
+    context = VerifyContext(
+        target_country=params.target_country, max_attempts=services.settings.max_verify_attempts
+    )
+    feeds_global = params.use_global_cache and not account.sandbox
+    size = services.settings.verify_chunk_size
+    cursor = first_seq - 1
+    try:
+        while True:
+            chunk = await asyncio.to_thread(_claim, services, batch.pk, cursor, size, last_seq)
+            if not chunk:
+                return
+            items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
+            outcomes = await verifier.verify_many(items, context)
+            await asyncio.to_thread(_store, services, batch, chunk, outcomes, feeds_global)
+            cursor = chunk[-1].seq
+    finally:
+        await verifier.aclose()
+
+
 def _load(services: Services, batch_uuid: str) -> tuple[Batch, Account] | None:
     with services.store.read() as session:
         batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
@@ -91,10 +121,10 @@ async def _verify_all(
 
 
 def _claim(
-    services: Services, batch_pk: int, cursor: int, size: int
+    services: Services, batch_pk: int, cursor: int, size: int, until: int | None = None
 ) -> list[records.PendingRecord]:
     with services.store.read() as session:
-        return records.claim_chunk(session, batch_pk, cursor, size)
+        return records.claim_chunk(session, batch_pk, cursor, size, until)
 
 
 def _seconds_until_retry(services: Services, batch_pk: int) -> float | None:

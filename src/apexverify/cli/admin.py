@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -28,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(handler=_migrate)
+
+    worker = sub.add_parser(
+        "worker", help="run background jobs from PostgreSQL (scale-out mode; see deployment docs)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="jobs this process runs at once (default 4)"
+    )
+    worker.set_defaults(handler=_worker)
 
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
         dest="account_command", required=True
@@ -129,8 +138,33 @@ def _init_demo(settings: Settings) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    _store().dispose()
+    from ..jobs.select import make_runner, prepare_schema
+
+    store = _store()
+    prepare_schema(make_runner(Settings.from_env(), store), store)
+    store.dispose()
     print("database is at the latest schema")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..api.app import build_services
+    from ..jobs.select import prepare_schema
+    from ..jobs.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if not settings.is_postgres:
+        return fail("apexverify worker needs APEXVERIFY_DATABASE_URL=postgresql://...")
+    services = build_services(dataclasses.replace(settings, job_runner="procrastinate"))
+    upgrade(services.store)
+    prepare_schema(services.jobs, services.store)
+    try:
+        asyncio.run(run_worker(services, max(1, args.concurrency)))
+    finally:
+        services.store.dispose()
     return 0
 
 

@@ -15,6 +15,10 @@ Task = Callable[..., Awaitable[None]]
 
 
 class JobRunner(ABC):
+    # True when jobs run in other processes/machines (procrastinate): the batches feature then
+    # splits verification into chunk jobs that many workers share.
+    distributed: bool = False
+
     def __init__(self) -> None:
         self.tasks: dict[str, Task] = {}
 

@@ -175,8 +175,11 @@ class PendingRecord:
     attempts: int
 
 
-def claim_chunk(session: Session, batch_pk: int, after_seq: int, limit: int) -> list[PendingRecord]:
-    """The next unverified valid rows after ``after_seq`` whose retry time has come."""
+def claim_chunk(
+    session: Session, batch_pk: int, after_seq: int, limit: int, until_seq: int | None = None
+) -> list[PendingRecord]:
+    """The next unverified valid rows after ``after_seq`` (up to ``until_seq`` when given)
+    whose retry time has come."""
     stmt = (
         select(
             Record.id,
@@ -191,11 +194,27 @@ def claim_chunk(session: Session, batch_pk: int, after_seq: int, limit: int) -> 
             Record.kind == "valid",
             Record.verdict.is_(None),
             (Record.retry_at.is_(None)) | (Record.retry_at <= int(time.time())),
+            *([Record.seq <= until_seq] if until_seq is not None else []),
         )
         .order_by(Record.seq)
         .limit(limit)
     )
     return [PendingRecord(*row) for row in session.execute(stmt)]
+
+
+def due_ranges(session: Session, batch_pk: int, size: int) -> list[tuple[int, int]]:
+    """``(first_seq, last_seq)`` of consecutive groups of ``size`` unverified rows whose retry
+    time has come: the chunk jobs of a scaled-out verification (one query, any batch size)."""
+    rows = session.execute(
+        text(
+            "SELECT MIN(seq), MAX(seq) FROM (SELECT seq, (ROW_NUMBER() OVER (ORDER BY seq) - 1)"
+            " / :n AS g FROM records WHERE batch_pk = :b AND kind = 'valid'"
+            " AND verdict IS NULL AND (retry_at IS NULL OR retry_at <= :now)) t"
+            " GROUP BY g ORDER BY 1"
+        ),
+        {"b": batch_pk, "n": max(size, 1), "now": int(time.time())},
+    )
+    return [(int(a), int(b)) for a, b in rows]
 
 
 def next_retry_at(session: Session, batch_pk: int) -> int | None:
