@@ -130,3 +130,52 @@ def start_server(tmp_path: Path, **env: str) -> LiveServer:
     """Start a server whose state lives under ``tmp_path``; ``env`` overrides settings."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     return LiveServer(data_dir=tmp_path, env=server_env(tmp_path, **env)).start()
+
+
+@dataclass
+class LiveWorker:
+    """An ``apexverify worker`` process (scale-out mode) sharing a server's settings."""
+
+    data_dir: Path
+    env: dict[str, str]
+    concurrency: int = 2
+    name: str = "worker"
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveWorker:
+        log = (self.data_dir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN), "worker", "--concurrency", str(self.concurrency)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+        )
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.data_dir / f"{self.name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL mid-job: no heartbeat stop, no job release, as after a lost machine."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_worker(
+    data_dir: Path, env: dict[str, str], concurrency: int = 2, name: str = "worker"
+) -> LiveWorker:
+    """Start a worker with the same environment (database, storage) as a server."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return LiveWorker(data_dir=data_dir, env=dict(env), concurrency=concurrency, name=name).start()

@@ -1,0 +1,126 @@
+"""Scale-out mode end to end: PostgreSQL store, procrastinate workers in separate processes,
+several API processes, Redis-shared rate limits. Every test gets a fresh database."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import psycopg
+import pytest
+
+from tests.api import test_workflow_guide as guide
+from tests.api.helpers import Api
+from tests.scaleout.conftest import Cluster
+from tests.scaleout.lb import RoundRobinProxy
+
+
+@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")), reason="needs jq and curl")
+def test_workflow_guide_on_postgres_two_apis_three_workers(
+    make_cluster: object, tmp_path: Path
+) -> None:
+    cluster: Cluster = make_cluster()  # type: ignore[operator]
+    first, second = cluster.add_server(), cluster.add_server()
+    for _ in range(3):
+        cluster.add_worker()
+    api_key = first.create_account(sandbox=True)[0]
+    with RoundRobinProxy([first.port, second.port]) as lb:
+        # The guide's own test, unchanged, with the load balancer as its server.
+        (tmp_path / "guide").mkdir()
+        guide.test_guide_end_to_end_example_runs_as_written(
+            SimpleNamespace(base_url=lb.base_url),  # type: ignore[arg-type]
+            api_key,
+            tmp_path / "guide",
+        )
+        assert lb.hits[first.port] > 0, lb.hits
+        assert lb.hits[second.port] > 0, lb.hits
+    assert "verify_chunk" in "".join(w.log_tail(400) for w in cluster.workers), cluster.logs()
+
+
+def _contacts(n: int) -> str:
+    kinds = ("valid", "invalid", "unknown", "catchall", "role")
+    return "\n".join(f"{kinds[i % len(kinds)]}+{i}@example.com" for i in range(n)) + "\n"
+
+
+def test_worker_killed_mid_batch_batch_completes_once(make_cluster: object, pg_url: str) -> None:
+    cluster: Cluster = make_cluster(
+        APEXVERIFY_SANDBOX_LATENCY_MS="400", APEXVERIFY_VERIFY_CHUNK_SIZE="10"
+    )  # type: ignore[operator]
+    server = cluster.add_server()
+    victim = cluster.add_worker(concurrency=4)
+    api_key = server.create_account(sandbox=True)[0]
+    api = Api(server.base_url, api_key)
+    total = 300
+    batch_uuid = api.ready(_contacts(total))
+    assert api.client.post(f"/v1/batch/{batch_uuid}").json() == {"status": "ok"}
+
+    # Let the doomed worker take chunks, then kill it while it holds some of them.
+    deadline = time.monotonic() + 30
+    while _doing_jobs(pg_url) < 2:
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.05)
+    victim.kill()
+    held = _doing_jobs(pg_url)
+    assert held >= 1
+    cluster.add_worker(concurrency=4)
+    cluster.add_worker(concurrency=4)
+
+    body = api.wait_for(batch_uuid, "verification_done", timeout=90)
+    assert body["status"] == "verification_done"
+    results = api.export_json(batch_uuid)
+    expected = set(_contacts(total).split())
+    assert expected <= set(results), set(results) ^ expected
+    assert all(results[c]["email"] == c for c in expected)
+    with psycopg.connect(pg_url) as conn:
+        per_record = conn.execute(
+            "SELECT COUNT(*), COUNT(verdict) FROM records r JOIN batches b ON b.pk = r.batch_pk"
+            " WHERE b.uuid = %s",
+            (batch_uuid,),
+        ).fetchone()
+        ledger = conn.execute(
+            "SELECT kind, COUNT(*) FROM credit_ledger WHERE batch_uuid = %s GROUP BY kind",
+            (batch_uuid,),
+        ).fetchall()
+        verified = conn.execute(
+            "SELECT verified, to_verify FROM batches WHERE uuid = %s", (batch_uuid,)
+        ).fetchone()
+    assert per_record == (total, total)
+    # The progress counter only counts first writes: re-run chunks added nothing.
+    assert verified == (total, total)
+    kinds = dict(ledger)
+    assert kinds.get("debit") == 1, ledger
+    assert all(count == 1 for count in kinds.values()), ledger
+    assert "retried" in "".join(w.log_tail(400) for w in cluster.workers[1:]), cluster.logs()
+
+
+def _doing_jobs(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'doing'"
+            " AND task_name = 'verify_chunk'"
+        ).fetchone()
+    return int(row[0])
+
+
+def test_rate_limit_shared_across_two_api_processes(make_cluster: object, redis_url: str) -> None:
+    cluster: Cluster = make_cluster(
+        APEXVERIFY_RATE_LIMIT_PER_MINUTE="180", APEXVERIFY_REDIS_URL=redis_url
+    )  # type: ignore[operator]
+    first, second = cluster.add_server(), cluster.add_server()
+    api_key = first.create_account(sandbox=True)[0]
+    headers = {"X-API-Key": api_key}
+    with httpx.Client(headers=headers, timeout=10) as client:
+        codes = []
+        for i in range(180):
+            base = first.base_url if i % 2 else second.base_url
+            codes.append(client.get(f"{base}/v1/account/credits").status_code)
+        assert codes.count(200) == 180, codes
+        over_first = client.get(f"{first.base_url}/v1/account/credits")
+        over_second = client.get(f"{second.base_url}/v1/account/credits")
+    assert over_first.status_code == 429
+    assert over_second.status_code == 429
+    assert int(over_first.headers["Retry-After"]) >= 1
+    assert over_second.headers["X-RateLimit-Remaining"] == "0"
