@@ -124,3 +124,31 @@ def test_rate_limit_shared_across_two_api_processes(make_cluster: object, redis_
     assert over_second.status_code == 429
     assert int(over_first.headers["Retry-After"]) >= 1
     assert over_second.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_readyz_and_metrics_in_scaleout_mode(make_cluster: object, redis_url: str) -> None:
+    cluster: Cluster = make_cluster(APEXVERIFY_REDIS_URL=redis_url)  # type: ignore[operator]
+    server = cluster.add_server()
+    cluster.add_worker()
+    api = Api(server.base_url, server.create_account(sandbox=True)[0])
+    api.run(_contacts(20))
+    ready = httpx.get(f"{server.base_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
+    text = httpx.get(f"{server.base_url}/metrics").text
+    assert 'apexverify_http_requests_total{method="POST",status="200"}' in text
+    assert "# TYPE apexverify_jobs gauge" in text
+
+
+def test_readyz_fails_when_redis_is_unreachable(tmp_path: Path) -> None:
+    from tests.support.server import free_port, start_server
+
+    server = start_server(tmp_path, APEXVERIFY_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        ready = httpx.get(f"{server.base_url}/readyz")
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["redis"].startswith("error")
+    finally:
+        server.stop()

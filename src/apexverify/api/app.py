@@ -14,11 +14,12 @@ from ..batches import tasks
 from ..batches.context import Services
 from ..batches.hashing import load_secret
 from ..batches.parsing import shutdown_pool, warm_pool
+from ..jobs import metrics as job_metrics
 from ..jobs.select import make_runner, prepare_schema
 from ..settings import Settings
 from ..store.db import Store
 from ..store.migrate import upgrade
-from . import errors
+from . import errors, ops
 from .ratelimit import RateLimiter
 from .routers import account, batches, unit
 
@@ -84,6 +85,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(account.router)
     app.include_router(unit.router)
+    app.include_router(ops.router)
+    if services.jobs.distributed:
+        job_metrics.watch_queue(services.store)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        with job_metrics.REQUEST_SECONDS.time():
+            response = await call_next(request)
+        job_metrics.REQUESTS.labels(request.method, str(response.status_code)).inc()
+        return response
 
     @app.middleware("http")
     async def rate_limit(
@@ -110,9 +123,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = await call_next(request)
         response.headers.update(decision.headers())
         return response
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

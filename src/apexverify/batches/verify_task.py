@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..accounts import service as accounts
 from ..credits import from_milli
+from ..jobs import metrics
 from ..store import records
 from ..store.models import Account, Batch, utcnow
 from ..verify.base import Outcome, Retry, VerifyContext, VerifyItem
@@ -167,6 +168,10 @@ def _store(
                 .where(Batch.pk == batch.pk)
                 .values(verified=Batch.verified + written, updated_at=utcnow())
             )
+    for _rid, verdict, _data, _n in finals:
+        metrics.RECORDS_VERIFIED.labels(batch.record_type, verdict).inc()
+    if retries:
+        metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
 
 
 def finalize(services: Services, batch_uuid: str) -> None:

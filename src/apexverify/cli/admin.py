@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     worker.add_argument(
         "--concurrency", type=int, default=4, help="jobs this process runs at once (default 4)"
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics of this worker on this port (0 = off)",
+    )
     worker.set_defaults(handler=_worker)
 
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
@@ -161,6 +167,13 @@ def _worker(args: argparse.Namespace) -> int:
     services = build_services(dataclasses.replace(settings, job_runner="procrastinate"))
     upgrade(services.store)
     prepare_schema(services.jobs, services.store)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        from ..jobs.metrics import watch_queue
+
+        watch_queue(services.store)
+        start_http_server(args.metrics_port, addr=settings.host)
     try:
         asyncio.run(run_worker(services, max(1, args.concurrency)))
     finally:

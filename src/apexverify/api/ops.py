@@ -1,0 +1,72 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics (not under /v1, not
+rate limited, no API key: expose them only on the internal network)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from ..batches.context import Services
+from ..store.migrate import alembic_config
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up and serving; says nothing about its dependencies."""
+    return {"status": "ok"}
+
+
+def _database_checks(services: Services) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        with services.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = MigrationContext.configure(conn).get_current_revision()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+        return checks
+    head = ScriptDirectory.from_config(alembic_config(services.store.url)).get_current_head()
+    checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+    return checks
+
+
+async def _redis_check(url: str) -> str:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    finally:
+        await client.aclose()
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to take traffic: database reachable, schema current, Redis reachable if used."""
+    services: Services = request.app.state.services
+    checks = await asyncio.to_thread(_database_checks, services)
+    if services.settings.redis_url:
+        checks["redis"] = await _redis_check(services.settings.redis_url)
+    ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
