@@ -62,7 +62,10 @@ async def verify_range(services: Services, batch_uuid: str, first_seq: int, last
         return
     batch, account = loaded
     params = BatchParameters.model_validate(batch.parameters)
-    verifier = build_verifier(params.type, services.settings, sandbox=account.sandbox)
+    # Chunks run on many workers: per-MX SMTP caps shared through Redis when configured.
+    from ..jobs.mx_slots import build_verifier as build_shared_verifier
+
+    verifier = build_shared_verifier(params.type, services.settings, sandbox=account.sandbox)
     context = VerifyContext(
         target_country=params.target_country, max_attempts=services.settings.max_verify_attempts
     )
