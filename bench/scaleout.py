@@ -1,6 +1,6 @@
 """Scale-out benchmark: one batch verified by 1, 2 and 4 worker processes.
 
-    .venv/bin/python bench/scaleout.py [--records 6000] [--chunk 100] [--latency-ms 200]
+    .venv/bin/python bench/scaleout.py [--records 12000] [--chunk 100] [--latency-ms 500]
 
 Each run gets a fresh PostgreSQL database (``APEXVERIFY_TEST_PG_URL``, default the local
 ``test`` database's server), one API process and N ``apexverify worker --concurrency C``
@@ -87,9 +87,9 @@ def run(records: int, workers: int, concurrency: int, chunk: int, latency_ms: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=6000)
+    parser.add_argument("--records", type=int, default=12000)
     parser.add_argument("--chunk", type=int, default=100)
-    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4, help="jobs per worker process")
     parser.add_argument("--overhead-records", type=int, default=20000)
     parser.add_argument("--overhead-chunk", type=int, default=50)

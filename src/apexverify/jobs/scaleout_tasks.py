@@ -27,6 +27,10 @@ _ACTIVE_CHUNKS = text(
     "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'verify_chunk'"
     " AND status IN ('todo', 'doing') AND args->>'batch_uuid' = :u LIMIT 1"
 )
+# Existence, not a count: this runs after every chunk, so it must not scan the whole batch.
+_ANY_LEFT = text(
+    "SELECT 1 FROM records WHERE batch_pk = :b AND kind = 'valid' AND verdict IS NULL LIMIT 1"
+)
 _RANGE_RETRY = text(
     "SELECT COUNT(*), MIN(retry_at) FROM records WHERE batch_pk = :b AND kind = 'valid'"
     " AND verdict IS NULL AND seq BETWEEN :first AND :last"
@@ -100,7 +104,7 @@ def after_chunk(
         batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
         if batch is None or batch.status != states.ONGOING:
             return False
-        if records.next_retry_at(session, batch.pk) is None:
+        if session.execute(_ANY_LEFT, {"b": batch.pk}).first() is None:
             return True
         left, at = session.execute(
             _RANGE_RETRY, {"b": batch.pk, "first": first, "last": last}
