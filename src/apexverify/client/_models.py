@@ -1,0 +1,121 @@
+"""Typed views of the API's JSON (the spec's shapes; unknown extra fields are kept in .raw)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = (
+    "parsing_content",
+    "ready_for_verification",
+    "verification_ongoing",
+    "verification_done",
+    "internal_error",
+)
+
+
+@dataclass(frozen=True)
+class Credits:
+    email_credit: float
+    phone_credit: float
+
+
+@dataclass(frozen=True)
+class Upload:
+    batch_uuid: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Cost:
+    """``found_cost`` without the type prefix (``total_email_cost`` -> ``total``)."""
+
+    total: float
+    net: float
+    cache_account_return: int
+    cache_global_return: int
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Cost:
+        def pick(suffix: str) -> Any:
+            return next(v for k, v in data.items() if k.endswith(suffix))
+
+        return cls(
+            _total(data), _net(data), pick("cache_account_return"), pick("cache_global_return")
+        )
+
+
+def _total(data: dict[str, Any]) -> float:
+    return float(next(v for k, v in data.items() if k.startswith("total_")))
+
+
+def _net(data: dict[str, Any]) -> float:
+    return float(next(v for k, v in data.items() if k.startswith("net_")))
+
+
+@dataclass(frozen=True)
+class Content:
+    valid: int
+    wrong: int
+    duplicate: int
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Content:
+        def pick(prefix: str) -> int:
+            return int(next(v for k, v in data.items() if k.startswith(prefix)))
+
+        return cls(pick("valid_"), pick("wrong_"), pick("duplicate_"))
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    status: str
+    content: Content | None = None
+    cost: Cost | None = None
+    stats: dict[str, Any] | None = None
+    verified: int = 0
+    to_verify: int = 0
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> BatchStatus:
+        progress = data.get("progress") or {}
+        return cls(
+            status=data["status"],
+            content=Content.parse(data["found_content"]) if "found_content" in data else None,
+            cost=Cost.parse(data["found_cost"]) if "found_cost" in data else None,
+            stats=data.get("stats"),
+            verified=int(progress.get("verified", 0)),
+            to_verify=int(progress.get("total", 0)),
+            message=data.get("message"),
+            raw=data,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.status == "verification_done"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    batch_uuid: str
+    name: str
+    status: str
+    type: str
+    created_at: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> BatchSummary:
+        return cls(
+            data["batch_uuid"], data["name"], data["status"], data["type"], data["created_at"], data
+        )
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batches: list[BatchSummary]
+    total: int
+    offset: int
+    limit: int
