@@ -171,8 +171,8 @@ def _store(
                 .where(Batch.pk == batch.pk)
                 .values(verified=Batch.verified + written, updated_at=utcnow())
             )
-    for _rid, verdict, _data, _n in finals:
-        metrics.RECORDS_VERIFIED.labels(batch.record_type, verdict).inc()
+    for _rid, verdict, data, _n in finals:
+        metrics.count_result(batch.record_type, verdict, data)
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
 

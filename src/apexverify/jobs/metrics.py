@@ -24,7 +24,19 @@ RECORDS_VERIFIED = Counter(
 RECORDS_RETRIED = Counter(
     "apexverify_records_retry_scheduled_total", "Records an engine asked to retry later", ["type"]
 )
+SMTP_REPLIES = Counter(
+    "apexverify_smtp_replies_total",
+    "SMTP replies behind final email verdicts, by class (2xx/4xx/5xx)",
+    ["reply_class"],
+)
 CHUNKS = Counter("apexverify_verify_chunks_total", "Verification chunks processed", ["outcome"])
+
+
+def count_result(record_type: str, verdict: str, data: dict[str, object]) -> None:
+    RECORDS_VERIFIED.labels(record_type, verdict).inc()
+    code = data.get("smtp_code")
+    if isinstance(code, int) and 200 <= code < 600:
+        SMTP_REPLIES.labels(f"{code // 100}xx").inc()
 
 
 class QueueCollector(Collector):

@@ -21,6 +21,7 @@ from ..batches.context import Services
 from ..batches.verify_task import finalize, verify_range
 from ..store import records
 from ..store.models import Batch
+from . import metrics
 from .procrastinate_runner import ProcrastinateRunner
 
 _ACTIVE_CHUNKS = text(
@@ -44,7 +45,12 @@ def register(runner: ProcrastinateRunner, services: Services) -> None:
             await asyncio.to_thread(finalize, services, batch_uuid)
 
     async def verify_chunk(batch_uuid: str, first_seq: int, last_seq: int) -> None:
-        await verify_range(services, batch_uuid, first_seq, last_seq)
+        try:
+            await verify_range(services, batch_uuid, first_seq, last_seq)
+        except Exception:
+            metrics.CHUNKS.labels("failed").inc()  # the queue retries it with backoff
+            raise
+        metrics.CHUNKS.labels("done").inc()
         done = await asyncio.to_thread(
             after_chunk, services, runner, batch_uuid, first_seq, last_seq
         )
