@@ -152,3 +152,30 @@ def test_readyz_fails_when_redis_is_unreachable(tmp_path: Path) -> None:
         assert checks["redis"].startswith("error")
     finally:
         server.stop()
+
+
+def test_lost_enqueue_after_launch_is_recovered_by_the_sweeper(
+    make_cluster: object, pg_url: str
+) -> None:
+    """The API commits the launch, then enqueues; an API process dying in between leaves an
+    ongoing batch with no job. A worker's sweeper must find it and finish it."""
+    cluster: Cluster = make_cluster()  # type: ignore[operator]
+    server = cluster.add_server()
+    api = Api(server.base_url, server.create_account(sandbox=True)[0])
+    parser = cluster.add_worker()
+    batch_uuid = api.ready(_contacts(40))
+    parser.stop()  # no worker runs while the enqueue is lost
+    assert api.client.post(f"/v1/batch/{batch_uuid}").json() == {"status": "ok"}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        lost = conn.execute(
+            "DELETE FROM procrastinate_jobs WHERE args->>'batch_uuid' = %s"
+            " AND status = 'todo' RETURNING task_name",
+            (batch_uuid,),
+        ).fetchall()
+    assert lost == [("verify_batch",)]
+    assert api.status(batch_uuid)["status"] == "verification_ongoing"
+    rescuer = cluster.add_worker()
+    assert api.wait_for(batch_uuid, "verification_done", timeout=30)["status"] == (
+        "verification_done"
+    )
+    assert "sweeper re-deferred 1 batches" in rescuer.log_tail(200)

@@ -112,11 +112,12 @@ def sweep(services: Services, runner: ProcrastinateRunner) -> int:
 
 
 async def _sweep_loop(services: Services, runner: ProcrastinateRunner) -> None:
+    # First sweep at start-up: a cluster restarted after losing enqueues recovers at once.
     while True:
-        await asyncio.sleep(_SWEEP_EVERY)
         try:
             revived = await asyncio.to_thread(sweep, services, runner)
             if revived:
                 log.info("sweeper re-deferred %d batches", revived)
         except Exception:
             log.exception("sweep failed")
+        await asyncio.sleep(_SWEEP_EVERY)
