@@ -124,3 +124,41 @@ def test_progress_bar_in_a_real_terminal(make_server, tmp_path: Path) -> None:  
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_ctrl_c_mid_verification_then_resume(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="300", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
+    key, _ = server.create_account()
+    source = tmp_path / "c.txt"
+    source.write_text("\n".join(f"user{i}@example.com" for i in range(200)))
+    env = {**server.env, "APEXVERIFY_URL": server.base_url, "APEXVERIFY_API_KEY": key}
+    child = pexpect.spawn(
+        BIN,
+        ["verify", str(source), "--yes", "--poll", "0.2"],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 100),
+    )
+    child.expect("Verifying")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    listed = json.loads(run(server, key, "batches", "list", "--json").stdout)["batches"]
+    assert listed[0]["status"] == "verification_ongoing"  # the server carried on
+    out = tmp_path / "r.json"
+    resumed = run(
+        server,
+        key,
+        "verify",
+        "--resume",
+        listed[0]["batch_uuid"],
+        "--json",
+        "--poll",
+        "0.2",
+        "--output",
+        str(out),
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(json.loads(out.read_text())) == 201  # 200 records + _statistics
