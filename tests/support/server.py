@@ -24,8 +24,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _Managed:
+    """Stop and kill for a child process held in ``self.process``."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no heartbeat stop, as after a crash or a lost machine."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 @dataclass
-class LiveServer:
+class LiveServer(_Managed):
     data_dir: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
@@ -93,21 +114,6 @@ class LiveServer:
         data = json.loads(self.cli(*args))
         return data["api_key"], data["account_id"]
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run, as after a crash."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -133,7 +139,7 @@ def start_server(tmp_path: Path, **env: str) -> LiveServer:
 
 
 @dataclass
-class LiveWorker:
+class LiveWorker(_Managed):
     """An ``apexverify worker`` process (scale-out mode) sharing a server's settings."""
 
     data_dir: Path
@@ -156,21 +162,6 @@ class LiveWorker:
     def log_tail(self, lines: int = 40) -> str:
         path = self.data_dir / f"{self.name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL mid-job: no heartbeat stop, no job release, as after a lost machine."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def start_worker(

@@ -1,7 +1,8 @@
 """Batch lifecycle operations called by the API, the dashboard and the CLI.
 
-Each function runs one write transaction and defers background work only after it commits,
-so a job never runs for a state that was rolled back.
+Each function runs one write transaction and defers its background work as part of it
+(``JobRunner.defer_with``): a job exists if and only if the state change that calls for it
+committed.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def create_batch(
     )
     with services.store.write() as session:
         session.add(batch)
-    _defer_parse(services, batch_uuid, 1)
+        _defer_parse(services, session, batch_uuid, 1)
     return batch
 
 
@@ -86,8 +87,7 @@ def configure(
         batch.parameters = params.stored()
         batch.record_type = params.type
         batch.target_country = params.target_country
-        generation = _restart_parse(batch)
-    _defer_parse(services, batch_uuid, generation)
+        _defer_parse(services, session, batch_uuid, _restart_parse(batch))
 
 
 def trigger_parse(services: Services, account_id: str, batch_uuid: str) -> None:
@@ -98,8 +98,7 @@ def trigger_parse(services: Services, account_id: str, batch_uuid: str) -> None:
             raise BatchLocked("The batch has been launched; it can no longer be re-parsed.")
         if not Path(batch.file_path).exists():
             raise BadRequest("The uploaded file is no longer available.")
-        generation = _restart_parse(batch)
-    _defer_parse(services, batch_uuid, generation)
+        _defer_parse(services, session, batch_uuid, _restart_parse(batch))
 
 
 def _restart_parse(batch: Batch) -> int:
@@ -110,9 +109,13 @@ def _restart_parse(batch: Batch) -> int:
     return batch.parse_generation
 
 
-def _defer_parse(services: Services, batch_uuid: str, generation: int) -> None:
-    services.jobs.defer(
-        "parse_batch", lock=f"batch:{batch_uuid}", batch_uuid=batch_uuid, generation=generation
+def _defer_parse(services: Services, session: Session, batch_uuid: str, generation: int) -> None:
+    services.jobs.defer_with(
+        session,
+        "parse_batch",
+        lock=f"batch:{batch_uuid}",
+        batch_uuid=batch_uuid,
+        generation=generation,
     )
 
 
@@ -156,7 +159,9 @@ def launch(services: Services, account_id: str, batch_uuid: str) -> str:
             session.refresh(batch)
             return LAUNCH_ANSWERS.get(batch.status, "not_ready_for_verification")
         _debit(session, account_id, batch, cost)
-    services.jobs.defer("verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid)
+        services.jobs.defer_with(
+            session, "verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid
+        )
     return "ok"
 
 

@@ -11,6 +11,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 Task = Callable[..., Awaitable[None]]
 
 
@@ -29,6 +32,14 @@ class JobRunner(ABC):
     def defer(self, name: str, *, lock: str, **kwargs: Any) -> None:
         """Run task ``name`` with ``kwargs`` in the background. Tasks sharing a ``lock`` run
         one at a time, in submission order."""
+
+    def defer_with(self, session: Session, name: str, *, lock: str, **kwargs: Any) -> None:
+        """Defer as part of ``session``'s transaction: the job exists if and only if the
+        transaction commits. This default sends it right after the commit (nothing on
+        rollback); a runner whose queue lives in the same database enqueues inside it."""
+        event.listen(
+            session, "after_commit", lambda _s: self.defer(name, lock=lock, **kwargs), once=True
+        )
 
     @abstractmethod
     async def start(self) -> None:

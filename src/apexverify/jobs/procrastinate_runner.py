@@ -100,6 +100,11 @@ class ProcrastinateRunner(JobRunner):
         with self.store.write() as session:
             defer_in(session, name, lock=lock, **kwargs)
 
+    def defer_with(self, session: Session, name: str, *, lock: str, **kwargs: Any) -> None:
+        """The job row is written by the caller's transaction: never lost, never run for a
+        state that was rolled back."""
+        defer_in(session, name, lock=lock, **kwargs)
+
     def defer_in(
         self,
         session: Session,
