@@ -30,5 +30,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+## Every benchmark (each also runs alone; figures go to docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python bench/parse_upload.py
+	$(BIN)/python bench/phone_offline.py
+	$(BIN)/python bench/email_smtp.py
+	$(BIN)/python bench/scaleout.py
