@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
@@ -23,7 +25,7 @@ from ..credits import from_milli
 from ..jobs import metrics
 from ..store import records
 from ..store.models import Account, Batch, utcnow
-from ..verify.base import Outcome, Retry, VerifyContext, VerifyItem
+from ..verify.base import Outcome, Retry, Verifier, VerifyContext, VerifyItem
 from ..verify.registry import build_verifier
 from . import states
 from .context import Services
@@ -34,17 +36,45 @@ log = logging.getLogger(__name__)
 _FAILURE_BACKOFF_CAP = 60.0
 
 
-async def verify_batch(services: Services, batch_uuid: str) -> None:
+@dataclass(frozen=True)
+class _Run:
+    batch: Batch
+    verifier: Verifier
+    context: VerifyContext
+    feeds_global: bool
+
+
+async def _prepare(
+    services: Services, batch_uuid: str, builder: Callable[..., Verifier]
+) -> _Run | None:
+    """The ongoing batch with an engine and context for it, or None if nothing is to do."""
     loaded = await asyncio.to_thread(_load, services, batch_uuid)
     if loaded is None:
-        return
+        return None
     batch, account = loaded
     params = BatchParameters.model_validate(batch.parameters)
-    verifier = build_verifier(params.type, services.settings, sandbox=account.sandbox)
-    context = VerifyContext(
-        target_country=params.target_country, max_attempts=services.settings.max_verify_attempts
+    return _Run(
+        batch=batch,
+        verifier=builder(params.type, services.settings, sandbox=account.sandbox),
+        context=VerifyContext(
+            target_country=params.target_country,
+            max_attempts=services.settings.max_verify_attempts,
+        ),
+        # Sandbox verdicts are fabricated: they never feed the global cache.
+        feeds_global=params.use_global_cache and not account.sandbox,
     )
-    feeds_global = params.use_global_cache and not account.sandbox
+
+
+async def verify_batch(services: Services, batch_uuid: str) -> None:
+    run = await _prepare(services, batch_uuid, build_verifier)
+    if run is None:
+        return
+    batch, verifier, context, feeds_global = (
+        run.batch,
+        run.verifier,
+        run.context,
+        run.feeds_global,
+    )
     try:
         await _verify_all(services, batch, verifier, context, feeds_global)
     finally:
@@ -57,19 +87,18 @@ async def verify_range(services: Services, batch_uuid: str, first_seq: int, last
 
     Engine errors propagate so the job queue retries the job; a re-run (retry, or a chunk
     taken over from a killed worker) only writes rows that still have no verdict."""
-    loaded = await asyncio.to_thread(_load, services, batch_uuid)
-    if loaded is None:
-        return
-    batch, account = loaded
-    params = BatchParameters.model_validate(batch.parameters)
     # Chunks run on many workers: per-MX SMTP caps shared through Redis when configured.
     from ..jobs.mx_slots import build_verifier as build_shared_verifier
 
-    verifier = build_shared_verifier(params.type, services.settings, sandbox=account.sandbox)
-    context = VerifyContext(
-        target_country=params.target_country, max_attempts=services.settings.max_verify_attempts
+    run = await _prepare(services, batch_uuid, build_shared_verifier)
+    if run is None:
+        return
+    batch, verifier, context, feeds_global = (
+        run.batch,
+        run.verifier,
+        run.context,
+        run.feeds_global,
     )
-    feeds_global = params.use_global_cache and not account.sandbox
     size = services.settings.verify_chunk_size
     cursor = first_seq - 1
     try:
