@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from .. import dashboard
 from ..batches import tasks
 from ..batches.context import Services
 from ..batches.hashing import load_secret
@@ -81,11 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
-    errors.install(app)
+    errors.install(app, html_error=dashboard.error_page, html_paths=dashboard.owns)
     app.include_router(batches.router)
     app.include_router(account.router)
     app.include_router(unit.router)
     app.include_router(ops.router)
+    dashboard.install(app)
     if services.jobs.distributed:
         job_metrics.watch_queue(services.store)
 

@@ -4,10 +4,11 @@ except 422, which keeps FastAPI's ``{"detail": [...]}``. Nothing ever leaks a tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ApexError, ParseError, RateLimited
@@ -40,9 +41,22 @@ def _jsonable_errors(exc: RequestValidationError) -> list[dict]:
     return errors
 
 
-def install(app: FastAPI) -> None:
+# Renders an error as a page for browser paths (the dashboard): (request, status, message).
+HtmlError = Callable[[Request, int, str], Response]
+
+
+def install(
+    app: FastAPI,
+    html_error: HtmlError | None = None,
+    html_paths: Callable[[str], bool] = lambda _path: False,
+) -> None:
+    def as_html(request: Request) -> bool:
+        return html_error is not None and html_paths(request.url.path)
+
     @app.exception_handler(ApexError)
-    async def _apex(_request: Request, exc: ApexError) -> JSONResponse:
+    async def _apex(request: Request, exc: ApexError) -> Response:
+        if html_error is not None and as_html(request):
+            return html_error(request, exc.status_code, exc.message)
         body: dict[str, str] = {"message": exc.message}
         headers = {}
         if isinstance(exc, ParseError):
@@ -52,20 +66,28 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if html_error is not None and as_html(request):
+            # Only path and query values reach here from the dashboard (forms are read by
+            # hand): a malformed one names nothing that exists.
+            return html_error(request, 404, "There is no such page.")
         return JSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else None
         message = message or _DEFAULT_MESSAGES.get(exc.status_code, "Error")
+        if html_error is not None and as_html(request):
+            return html_error(request, exc.status_code, message)
         return JSONResponse(
             {"message": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
+        if html_error is not None and as_html(request):
+            return html_error(request, 500, "Something went wrong on our side; nothing was lost.")
         return JSONResponse(
             {
                 "message": "Internal Server Error. Please contact support at "

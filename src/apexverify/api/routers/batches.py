@@ -12,20 +12,19 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
-from starlette.background import BackgroundTask
 
 from ...batches import exports, service, views
 from ...batches.context import Services
 from ...batches.params import BatchParameters
 from ...store.models import Account
 from ..deps import current_account, get_services
+from ..downloads import ExportFormat, export_response
 from ..uploads import receive_upload
 
 router = APIRouter(prefix="/v1/batch", tags=["batch"])
 
 Auth = Annotated[Account, Depends(current_account)]
 Svc = Annotated[Services, Depends(get_services)]
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # The upload accepts every optional parameter of PUT as a form field.
 _OPTIONAL_FORM_FIELDS = tuple(
     name for name in BatchParameters.model_fields if name not in ("type", "target_country")
@@ -143,27 +142,14 @@ def export(
     batch_uuid: UUID,
     account: Auth,
     services: Svc,
-    format: Annotated[Literal["json", "xlsx"], Query()],
+    format: Annotated[ExportFormat, Query()],
     include_details: bool = True,
     include_statistics: bool = True,
 ) -> StreamingResponse | FileResponse:
     """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook."""
     batch = exports.exportable(services, account.id, str(batch_uuid))
-    filename = f"apexverify-{batch.uuid}.{format}"
-    if format == "json":
-        return StreamingResponse(
-            exports.json_chunks(
-                services, batch, details=include_details, include_statistics=include_statistics
-            ),
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    path = exports.xlsx_file(services, batch)
-    return FileResponse(
-        path,
-        media_type=XLSX_TYPE,
-        filename=filename,
-        background=BackgroundTask(path.unlink, missing_ok=True),
+    return export_response(
+        services, batch, format, details=include_details, statistics=include_statistics
     )
 
 

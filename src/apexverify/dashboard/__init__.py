@@ -1,0 +1,32 @@
+"""The web dashboard served at ``/``: server-rendered pages over the same batch and account
+functions as the v1 API. ``install(app)`` adds its routes, assets and error pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from . import account_pages, auth, batch_pages
+from .render import HERE, error_page, owns
+
+__all__ = ["error_page", "install", "owns"]
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(auth.router)
+    app.include_router(batch_pages.router)
+    app.include_router(account_pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(auth.SignInRequired)
+    async def _signin(request: Request, exc: auth.SignInRequired) -> Response:
+        if exc.wants_json:
+            return JSONResponse({"message": "Signed out"}, status_code=401)
+        return auth.redirect_to_signin(request)
+
+    @app.exception_handler(auth.CsrfFailed)
+    async def _csrf(request: Request, _exc: auth.CsrfFailed) -> Response:
+        return error_page(
+            request, 403, "This form has expired or did not come from this site; reload the page."
+        )

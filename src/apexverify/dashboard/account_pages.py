@@ -1,0 +1,64 @@
+"""Credits and API keys: create (the key is shown once, on the page that answers the form)
+and revoke. Revoking the key this browser signed in with signs it out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..accounts import service as accounts
+from ..api.deps import get_services
+from ..batches.context import Services
+from ..errors import ApexError
+from .auth import Form, User
+from .render import page
+from .session import SESSION_COOKIE
+
+router = APIRouter(include_in_schema=False)
+Svc = Annotated[Services, Depends(get_services)]
+LABEL_MAX = 255
+
+
+def _account_page(
+    request: Request, services: Services, user: Any, status: int = 200, **extra: Any
+) -> Response:
+    with services.store.read() as session:
+        account = accounts.get_account(session, user.account.id)
+        balances = accounts.balances(account)
+        keys = accounts.list_keys(session, user.account.id)
+    context = {"user": user, "balances": balances, "keys": keys, "current_key": user.key.id}
+    return page(request, "account.html", context | extra, status=status)
+
+
+@router.get("/account")
+def account_page(request: Request, user: User, services: Svc) -> Response:
+    return _account_page(request, services, user)
+
+
+@router.post("/account/keys")
+def create_key(request: Request, user: User, services: Svc, form: Form) -> Response:
+    label = str(form.get("label") or "").strip()
+    if len(label) > LABEL_MAX:
+        return _account_page(
+            request, services, user, 400, error=f"A label has at most {LABEL_MAX} characters."
+        )
+    with services.store.write() as session:
+        new = accounts.create_key(session, user.account.id, label)
+    return _account_page(request, services, user, new_key=new.api_key, new_label=label)
+
+
+@router.post("/account/keys/{key_id}/revoke")
+def revoke_key(request: Request, key_id: str, user: User, services: Svc, _form: Form) -> Response:
+    try:
+        with services.store.write() as session:
+            accounts.revoke_key(session, user.account.id, key_id)
+    except ApexError as exc:
+        return _account_page(request, services, user, exc.status_code, error=exc.message)
+    if key_id == user.key.id:
+        # The next page load would find the session's key revoked; say so directly.
+        response = RedirectResponse("/signin?revoked=1", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    return RedirectResponse("/account", status_code=303)

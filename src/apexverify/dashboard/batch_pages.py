@@ -1,0 +1,197 @@
+"""Batch pages: list, upload, batch summary with live progress, launch, export, delete.
+
+Every action calls the same ``batches`` functions as the v1 API routes, so the rules (states,
+pricing, credits, locks) exist once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid as uuidlib
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from ..accounts import service as accounts
+from ..api.deps import get_services
+from ..api.downloads import ExportFormat, export_response
+from ..api.uploads import receive_upload
+from ..batches import exports, service, states, views
+from ..batches.context import Services
+from ..errors import ApexError
+from ..store.models import Batch
+from ..store.summaries import result_field_counts
+from .auth import Form, User
+from .forms import UploadForm, defaults, read_upload_form
+from .render import page
+
+router = APIRouter(include_in_schema=False)
+Svc = Annotated[Services, Depends(get_services)]
+PAGE_SIZE = 25
+# The second chart of a finished batch: email quality, or the phone line type.
+BREAKDOWN_FIELD = {"email": "quality", "phone": "type"}
+
+
+@router.get("/")
+def batch_list(
+    request: Request,
+    user: User,
+    services: Svc,
+    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+) -> Response:
+    listing = service.list_batches(
+        services,
+        user.account.id,
+        offset=(page_no - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        created_after=None,
+        created_before=None,
+    )
+    pages = max(1, math.ceil(listing.total / PAGE_SIZE))
+    return page(
+        request,
+        "batches.html",
+        {
+            "user": user,
+            "batches": listing.batches,
+            "total": listing.total,
+            "page_no": page_no,
+            "pages": pages,
+            "has_counts": {states.READY, states.ONGOING, states.DONE},
+        },
+    )
+
+
+@router.get("/batches/new")
+def upload_page(request: Request, user: User) -> Response:
+    return _upload_form(request, user, UploadForm(values=defaults()))
+
+
+def _upload_form(request: Request, user: Any, form: UploadForm, status: int = 200) -> Response:
+    max_mib = request.app.state.services.settings.max_upload_bytes / (1024 * 1024)
+    return page(
+        request, "upload.html", {"user": user, "form": form, "max_mib": max_mib}, status=status
+    )
+
+
+@router.post("/batches/new")
+async def upload(request: Request, user: User, services: Svc, raw: Form) -> Response:
+    form = read_upload_form(raw)
+    file = raw.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        form.errors["file"] = "Choose a file: UTF-8 text, one email or phone number per line."
+    if form.errors or form.params is None:
+        return _upload_form(request, user, form, status=400)
+    batch_uuid = str(uuidlib.uuid4())
+    path = service.upload_path(services, batch_uuid)
+    try:
+        size = await receive_upload(
+            file, path, form.params.type, services.settings.max_upload_bytes
+        )
+    except ApexError as exc:
+        form.errors["file"] = exc.message
+        return _upload_form(request, user, form, status=exc.status_code)
+    await asyncio.to_thread(
+        service.create_batch,
+        services,
+        user.account.id,
+        batch_uuid=batch_uuid,
+        name=form.name,
+        description=form.description,
+        params=form.params,
+        file_path=path,
+        file_size=size,
+    )
+    return RedirectResponse(f"/batches/{batch_uuid}", status_code=303)
+
+
+def _balance(services: Services, account_id: str, record_type: str) -> float:
+    with services.store.read() as session:
+        return accounts.balances(accounts.get_account(session, account_id))[f"{record_type}_credit"]
+
+
+def _breakdown(services: Services, batch: Batch) -> dict[str, int]:
+    if batch.status != states.DONE:
+        return {}
+    with services.store.read() as session:
+        return result_field_counts(session, batch.pk, BREAKDOWN_FIELD[batch.record_type])
+
+
+def _batch_context(services: Services, user: Any, batch: Batch) -> dict[str, Any]:
+    return {
+        "user": user,
+        "batch": batch,
+        "status": views.status_view(batch),
+        "parameters": views.parameters_view(batch),
+        "balance": _balance(services, user.account.id, batch.record_type),
+        "breakdown": _breakdown(services, batch),
+        "breakdown_field": BREAKDOWN_FIELD[batch.record_type],
+        "sandbox": user.account.sandbox,
+        "states": states,
+    }
+
+
+@router.get("/batches/{batch_uuid}")
+def batch_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
+    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    return page(request, "batch.html", _batch_context(services, user, batch))
+
+
+@router.get("/batches/{batch_uuid}/status")
+def batch_status(batch_uuid: UUID, user: User, services: Svc) -> dict[str, Any]:
+    """What the progress bar polls: the API's status body plus a percentage."""
+    body = views.status_view(service.load_batch(services, user.account.id, str(batch_uuid)))
+    progress = body.get("progress") or {}
+    total = progress.get("total") or 0
+    body["percent"] = round(100 * progress.get("verified", 0) / total, 1) if total else None
+    if body["status"] == states.DONE:
+        body["percent"] = 100.0
+    return body
+
+
+@router.get("/batches/{batch_uuid}/launch")
+def launch_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
+    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    if batch.status != states.READY:
+        return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
+    return page(request, "launch.html", _batch_context(services, user, batch))
+
+
+@router.post("/batches/{batch_uuid}/launch")
+def launch(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
+    try:
+        service.launch(services, user.account.id, str(batch_uuid))
+    except ApexError as exc:
+        batch = service.load_batch(services, user.account.id, str(batch_uuid))
+        context = _batch_context(services, user, batch) | {"error": exc.message}
+        return page(request, "launch.html", context, status=exc.status_code)
+    return RedirectResponse(f"/batches/{batch_uuid}", status_code=303)
+
+
+@router.get("/batches/{batch_uuid}/delete")
+def delete_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
+    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    return page(request, "delete.html", {"user": user, "batch": batch, "states": states})
+
+
+@router.post("/batches/{batch_uuid}/delete")
+def delete(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
+    try:
+        service.delete_batch(services, user.account.id, str(batch_uuid))
+    except ApexError as exc:
+        batch = service.load_batch(services, user.account.id, str(batch_uuid))
+        context = {"user": user, "batch": batch, "states": states, "error": exc.message}
+        return page(request, "delete.html", context, status=exc.status_code)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/batches/{batch_uuid}/export", response_model=None)
+def export(
+    batch_uuid: UUID, user: User, services: Svc, format: Annotated[ExportFormat, Query()]
+) -> StreamingResponse | FileResponse:
+    batch = exports.exportable(services, user.account.id, str(batch_uuid))
+    return export_response(services, batch, format)

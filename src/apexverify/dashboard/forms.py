@@ -1,0 +1,74 @@
+"""The upload form -> the same ``BatchParameters`` model that validates the API's PUT body.
+
+HTML forms leave unticked checkboxes out, so every boolean of the model is rendered as a
+checkbox and read as "present or not"; the other fields are sent only when filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..batches.params import BatchParameters
+
+BOOLEAN_FIELDS = tuple(
+    name for name, info in BatchParameters.model_fields.items() if info.annotation is bool
+)
+VALUE_FIELDS = tuple(name for name in BatchParameters.model_fields if name not in BOOLEAN_FIELDS)
+NAME_MAX = 255
+DESCRIPTION_MAX = 2048
+
+
+@dataclass
+class UploadForm:
+    """What the user typed, kept to re-render the form after an error."""
+
+    values: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+    params: BatchParameters | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.values.get("name", "")).strip()
+
+    @property
+    def description(self) -> str | None:
+        text = str(self.values.get("description", "")).strip()
+        return text or None
+
+
+def defaults() -> dict[str, Any]:
+    return {
+        name: info.default
+        for name, info in BatchParameters.model_fields.items()
+        if info.default is not None and not info.is_required()
+    } | {"type": "email", "target_country": "US"}
+
+
+def read_upload_form(form: Any) -> UploadForm:
+    """Validate the non-file fields of the dashboard's upload form."""
+    values: dict[str, Any] = {
+        "name": form.get("name") or "",
+        "description": form.get("description"),
+    }
+    data: dict[str, Any] = {}
+    for name in VALUE_FIELDS:
+        raw = form.get(name)
+        if isinstance(raw, str) and raw.strip() != "":
+            data[name] = values[name] = raw.strip()
+    for name in BOOLEAN_FIELDS:
+        data[name] = values[name] = form.get(name) == "true"
+    result = UploadForm(values=values)
+    if not result.name or len(result.name) > NAME_MAX:
+        result.errors["name"] = f"Give the batch a name (1 to {NAME_MAX} characters)."
+    if result.description and len(result.description) > DESCRIPTION_MAX:
+        result.errors["description"] = f"At most {DESCRIPTION_MAX} characters."
+    try:
+        result.params = BatchParameters.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = str(error["loc"][0]) if error["loc"] else "form"
+            result.errors.setdefault(loc, error["msg"])
+    return result
