@@ -20,9 +20,11 @@ serve: $(STAMP)
 	$(BIN)/apexverify migrate
 	$(BIN)/apexverify serve --init-demo
 
-## Run the whole test suite (starts PostgreSQL/Redis when this machine has them).
+## Run the whole test suite (starts PostgreSQL/Redis when this machine has them, installs
+## Debian's chromium for the dashboard's browser tests when it can).
 test: $(STAMP)
 	-@bash scripts/start-services.sh
+	-@bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 

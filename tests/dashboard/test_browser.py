@@ -70,7 +70,9 @@ def shoot(page: Any, name: str) -> None:
 def sign_in(page: Any, api_key: str) -> None:
     page.goto("/")
     assert "/signin" in page.url
-    # Keyboard only: the key field has focus on arrival, Enter submits.
+    # Keyboard only: the key field takes focus on arrival (autofocus is applied at the next
+    # rendering step, so wait for it), Enter submits.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'api_key'")
     page.keyboard.type(api_key)
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: urlsplit(url).path == "/")
