@@ -263,3 +263,58 @@ def test_static_assets_are_served(dash_server: LiveServer) -> None:
     js = httpx.get(f"{dash_server.base_url}/static/app.js")
     assert "javascript" in js.headers["content-type"]
     assert "localStorage" not in js.text
+
+
+def test_pages_are_not_framed_cached_or_scriptable_from_elsewhere(client: httpx.Client) -> None:
+    for path in ("/", "/batches/new", "/account", "/batches/not-a-uuid"):
+        headers = client.get(path).headers
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert headers["cache-control"] == "no-store"
+
+
+def _wait_status(server: LiveServer, api_key: str, batch_uuid: str, wanted: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = api(server, api_key, "GET", f"/v1/batch/{batch_uuid}").json()["status"]
+        if status == wanted:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"batch {batch_uuid} never reached {wanted}")
+
+
+def test_phone_batch_page_charts_line_types(
+    dash_server: LiveServer, account: tuple[str, str], client: httpx.Client
+) -> None:
+    # Sandbox phones: the last digit decides (0 live mobile, 4 landline, 6 voip, 2 dead).
+    numbers = b"+14155550100\n+14155550110\n+14155550104\n+14155550106\n+14155550102\n"
+    upload = api(
+        dash_server,
+        account[0],
+        "POST",
+        "/v1/batch",
+        data={"name": "phones", "type": "phone", "target_country": "US"},
+        files={"file": ("p.txt", numbers, "text/plain")},
+    )
+    batch_uuid = upload.json()["batch_uuid"]
+    _wait_status(dash_server, account[0], batch_uuid, "ready_for_verification")
+    assert api(dash_server, account[0], "POST", f"/v1/batch/{batch_uuid}").is_success
+    _wait_status(dash_server, account[0], batch_uuid, "verification_done")
+    html = client.get(f"/batches/{batch_uuid}").text
+    assert "Line type" in html
+    counts = dict(re.findall(r'data-breakdown="([a-z_]+)">(\d+)<', html))
+    assert counts == {"mobile": "3", "landline": "1", "voip": "1"}
+    verdicts = dict(re.findall(r'data-verdict="([a-z]+)">(\d+)<', html))
+    assert verdicts == {"valid": "4", "wrong": "1", "unknown": "0"}
+
+
+def test_too_large_upload_is_refused_with_the_form(make_server: object) -> None:
+    server = make_server(APEXVERIFY_MAX_UPLOAD_BYTES="1000")  # type: ignore[operator]
+    api_key, _ = server.create_account(sandbox=True)
+    client = signed_in(server, api_key)
+    answer = _upload(client, b"valid@example.com\n" * 200)
+    assert answer.status_code == 413
+    assert "larger than" in answer.text
+    assert _batch_total(server, api_key) == 0
+    client.close()
