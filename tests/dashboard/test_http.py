@@ -11,28 +11,8 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 
+from tests.support.dashboard import browser_client, csrf, signed_in, upload
 from tests.support.server import LiveServer
-
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def browser_client(server: LiveServer) -> httpx.Client:
-    return httpx.Client(base_url=server.base_url, follow_redirects=False, timeout=15)
-
-
-def csrf(client: httpx.Client, path: str = "/signin") -> str:
-    found = TOKEN.search(client.get(path).text)
-    assert found, f"no CSRF token on {path}"
-    return found.group(1)
-
-
-def signed_in(server: LiveServer, api_key: str) -> httpx.Client:
-    client = browser_client(server)
-    answer = client.post(
-        "/signin", data={"api_key": api_key, "next": "/", "csrf_token": csrf(client)}
-    )
-    assert answer.status_code == 303, answer.text
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -132,20 +112,6 @@ def test_next_never_leaves_the_site(dash_server: LiveServer, account: tuple[str,
         assert answer.headers["location"] == "/"
 
 
-def _upload(client: httpx.Client, content: bytes, **fields: str) -> httpx.Response:
-    data = {
-        "csrf_token": csrf(client, "/batches/new"),
-        "name": "list",
-        "type": "email",
-        "target_country": "US",
-        "remove_duplicate": "true",
-        **fields,
-    }
-    return client.post(
-        "/batches/new", data=data, files={"file": ("list.txt", content, "text/plain")}
-    )
-
-
 def _batch_total(server: LiveServer, api_key: str) -> int:
     return int(api(server, api_key, "GET", "/v1/batch").json()["total"])
 
@@ -172,7 +138,7 @@ def test_bad_uploads_get_the_form_back_and_create_nothing(
     message: str,
 ) -> None:
     before = _batch_total(dash_server, account[0])
-    answer = _upload(client, content, **fields)
+    answer = upload(client, content, **fields)
     assert answer.status_code == status
     assert "text/html" in answer.headers["content-type"]
     assert message in answer.text
@@ -238,7 +204,7 @@ def _wait_ready(server: LiveServer, api_key: str, batch_uuid: str) -> None:
 def test_launch_without_credits_shows_402_and_moves_nothing(dash_server: LiveServer) -> None:
     api_key, _ = dash_server.create_account(sandbox=False, email_credits=1, phone_credits=0)
     client = signed_in(dash_server, api_key)
-    answer = _upload(client, b"a@example.com\nb@example.com\nc@example.com\n")
+    answer = upload(client, b"a@example.com\nb@example.com\nc@example.com\n")
     assert answer.status_code == 303
     batch_uuid = answer.headers["location"].rsplit("/", 1)[1]
     _wait_ready(dash_server, api_key, batch_uuid)
@@ -313,7 +279,7 @@ def test_too_large_upload_is_refused_with_the_form(make_server: object) -> None:
     server = make_server(APEXVERIFY_MAX_UPLOAD_BYTES="1000")  # type: ignore[operator]
     api_key, _ = server.create_account(sandbox=True)
     client = signed_in(server, api_key)
-    answer = _upload(client, b"valid@example.com\n" * 200)
+    answer = upload(client, b"valid@example.com\n" * 200)
     assert answer.status_code == 413
     assert "larger than" in answer.text
     assert _batch_total(server, api_key) == 0
