@@ -109,6 +109,10 @@ def test_upload_launch_progress_download(
     assert page.locator("[data-found=wrong]").inner_text() == "2"
     assert "17 · Marketing & Sales Professionals" in page.inner_text("main")
     shoot(page, "04-batch-ready")
+    page.get_by_role("link", name="Change parameters").click()
+    assert page.get_by_label("Audience").input_value() == "17"
+    shoot(page, "04b-parameters")
+    page.get_by_role("link", name="Cancel").click()
 
     page.get_by_role("link", name="Launch verification…").click()
     page.get_by_role("heading", name="Launch verification?").wait_for()

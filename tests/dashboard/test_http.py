@@ -284,3 +284,50 @@ def test_too_large_upload_is_refused_with_the_form(make_server: object) -> None:
     assert "larger than" in answer.text
     assert _batch_total(server, api_key) == 0
     client.close()
+
+
+def test_changing_parameters_reparses_and_is_refused_after_launch(
+    dash_server: LiveServer, account: tuple[str, str], client: httpx.Client
+) -> None:
+    answer = upload(client, b"valid@example.com\nrole@example.com\n+14155550100\n")
+    batch_uuid = answer.headers["location"].rsplit("/", 1)[1]
+    _wait_status(dash_server, account[0], batch_uuid, "ready_for_verification")
+    form_page = client.get(f"/batches/{batch_uuid}/parameters").text
+    assert 'value="email" checked' in form_page
+    token = csrf(client, f"/batches/{batch_uuid}/parameters")
+    bad = client.post(
+        f"/batches/{batch_uuid}/parameters",
+        data={"csrf_token": token, "type": "phone", "target_country": "ZZ"},
+    )
+    assert bad.status_code == 400
+    assert "ISO 3166-1" in bad.text
+    changed = client.post(
+        f"/batches/{batch_uuid}/parameters",
+        data={
+            "csrf_token": token,
+            "type": "phone",
+            "target_country": "GB",
+            "target_industry": "",
+            "target_objective": "3",
+            "use_global_cache": "true",
+        },
+    )
+    assert changed.status_code == 303
+    _wait_status(dash_server, account[0], batch_uuid, "ready_for_verification")
+    details = api(dash_server, account[0], "GET", f"/v1/batch/{batch_uuid}/details").json()
+    assert details["parameters"]["type"] == "phone"
+    assert details["parameters"]["target_country"] == "GB"
+    assert details["parameters"]["target_objective"] == 3
+    assert details["parameters"]["use_account_cache"] is False
+    assert details["found_content"] == {"valid_phone": 1, "wrong_phone": 2, "duplicate_phone": 0}
+
+    assert api(dash_server, account[0], "POST", f"/v1/batch/{batch_uuid}").is_success
+    assert client.get(f"/batches/{batch_uuid}/parameters").status_code == 303
+    locked = client.post(
+        f"/batches/{batch_uuid}/parameters",
+        data={"csrf_token": token, "type": "email", "target_country": "US"},
+    )
+    assert locked.status_code == 400
+    assert "launched" in locked.text
+    after = api(dash_server, account[0], "GET", f"/v1/batch/{batch_uuid}/details").json()
+    assert after["parameters"]["type"] == "phone"

@@ -26,7 +26,7 @@ from ..errors import ApexError
 from ..store.models import Batch
 from ..store.summaries import result_field_counts
 from .auth import Form, User
-from .forms import UploadForm, defaults, read_upload_form
+from .forms import UploadForm, defaults, read_parameters, read_upload_form
 from .render import page
 
 router = APIRouter(include_in_schema=False)
@@ -151,6 +151,37 @@ def batch_status(batch_uuid: UUID, user: User, services: Svc) -> dict[str, Any]:
     if body["status"] == states.DONE:
         body["percent"] = 100.0
     return body
+
+
+def _parameters_form(
+    request: Request, user: Any, batch: Batch, form: UploadForm, status: int = 200, **extra: Any
+) -> Response:
+    context = {"user": user, "batch": batch, "form": form, **extra}
+    return page(request, "parameters.html", context, status=status)
+
+
+@router.get("/batches/{batch_uuid}/parameters")
+def parameters_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
+    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    if batch.status in states.LAUNCHED:
+        return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
+    return _parameters_form(request, user, batch, UploadForm(values=views.parameters_view(batch)))
+
+
+@router.post("/batches/{batch_uuid}/parameters")
+def change_parameters(
+    request: Request, batch_uuid: UUID, user: User, services: Svc, raw: Form
+) -> Response:
+    """PUT's code path: store the parameters and re-parse with them."""
+    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    form = read_parameters(raw)
+    if form.errors or form.params is None:
+        return _parameters_form(request, user, batch, form, status=400)
+    try:
+        service.configure(services, user.account.id, batch.uuid, form.params)
+    except ApexError as exc:
+        return _parameters_form(request, user, batch, form, exc.status_code, error=exc.message)
+    return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
 
 
 @router.get("/batches/{batch_uuid}/launch")

@@ -1,4 +1,4 @@
-"""The upload form -> the same ``BatchParameters`` model that validates the API's PUT body.
+"""Dashboard forms -> the same ``BatchParameters`` model that validates the API's PUT body.
 
 HTML forms leave unticked checkboxes out, so every boolean of the model is rendered as a
 checkbox and read as "present or not"; the other fields are sent only when filled in.
@@ -47,12 +47,9 @@ def defaults() -> dict[str, Any]:
     } | {"type": "email", "target_country": "US"}
 
 
-def read_upload_form(form: Any) -> UploadForm:
-    """Validate the non-file fields of the dashboard's upload form."""
-    values: dict[str, Any] = {
-        "name": form.get("name") or "",
-        "description": form.get("description"),
-    }
+def read_parameters(form: Any) -> UploadForm:
+    """Validate the parameter fields (the upload form's, and the "change parameters" form)."""
+    values: dict[str, Any] = {}
     data: dict[str, Any] = {}
     for name in VALUE_FIELDS:
         raw = form.get(name)
@@ -61,14 +58,21 @@ def read_upload_form(form: Any) -> UploadForm:
     for name in BOOLEAN_FIELDS:
         data[name] = values[name] = form.get(name) == "true"
     result = UploadForm(values=values)
-    if not result.name or len(result.name) > NAME_MAX:
-        result.errors["name"] = f"Give the batch a name (1 to {NAME_MAX} characters)."
-    if result.description and len(result.description) > DESCRIPTION_MAX:
-        result.errors["description"] = f"At most {DESCRIPTION_MAX} characters."
     try:
         result.params = BatchParameters.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc = str(error["loc"][0]) if error["loc"] else "form"
             result.errors.setdefault(loc, error["msg"])
+    return result
+
+
+def read_upload_form(form: Any) -> UploadForm:
+    """The parameters plus the batch's name and description."""
+    result = read_parameters(form)
+    result.values.update(name=form.get("name") or "", description=form.get("description"))
+    if not result.name or len(result.name) > NAME_MAX:
+        result.errors["name"] = f"Give the batch a name (1 to {NAME_MAX} characters)."
+    if result.description and len(result.description) > DESCRIPTION_MAX:
+        result.errors["description"] = f"At most {DESCRIPTION_MAX} characters."
     return result
