@@ -331,3 +331,20 @@ def test_changing_parameters_reparses_and_is_refused_after_launch(
     assert "launched" in locked.text
     after = api(dash_server, account[0], "GET", f"/v1/batch/{batch_uuid}/details").json()
     assert after["parameters"]["type"] == "phone"
+
+
+def test_deleting_a_running_batch_is_refused_and_keeps_it(
+    dash_server: LiveServer, account: tuple[str, str], client: httpx.Client
+) -> None:
+    lines = "".join(f"valid{i}@example.com\n" for i in range(600)).encode()
+    batch_uuid = upload(client, lines).headers["location"].rsplit("/", 1)[1]
+    _wait_status(dash_server, account[0], batch_uuid, "ready_for_verification")
+    assert api(dash_server, account[0], "POST", f"/v1/batch/{batch_uuid}").is_success
+    token = csrf(client, f"/batches/{batch_uuid}/delete")
+    refused = client.post(f"/batches/{batch_uuid}/delete", data={"csrf_token": token})
+    assert refused.status_code == 400
+    assert "can be deleted once that ends" in refused.text
+    _wait_status(dash_server, account[0], batch_uuid, "verification_done")
+    done = client.post(f"/batches/{batch_uuid}/delete", data={"csrf_token": token})
+    assert done.status_code == 303
+    assert api(dash_server, account[0], "GET", f"/v1/batch/{batch_uuid}").status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -192,32 +193,41 @@ def launch_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -
     return page(request, "launch.html", _batch_context(services, user, batch))
 
 
-@router.post("/batches/{batch_uuid}/launch")
-def launch(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
+def _confirmed(
+    request: Request,
+    services: Services,
+    user: Any,
+    batch_uuid: UUID,
+    action: Callable[[Services, str, str], object],
+    template: str,
+    then: str,
+) -> Response:
+    """Run a confirmed action; a refusal re-renders its confirmation page with the reason
+    and the action's status code, having changed nothing."""
     try:
-        service.launch(services, user.account.id, str(batch_uuid))
+        action(services, user.account.id, str(batch_uuid))
     except ApexError as exc:
         batch = service.load_batch(services, user.account.id, str(batch_uuid))
         context = _batch_context(services, user, batch) | {"error": exc.message}
-        return page(request, "launch.html", context, status=exc.status_code)
-    return RedirectResponse(f"/batches/{batch_uuid}", status_code=303)
+        return page(request, template, context, status=exc.status_code)
+    return RedirectResponse(then, status_code=303)
+
+
+@router.post("/batches/{batch_uuid}/launch")
+def launch(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
+    then = f"/batches/{batch_uuid}"
+    return _confirmed(request, services, user, batch_uuid, service.launch, "launch.html", then)
 
 
 @router.get("/batches/{batch_uuid}/delete")
 def delete_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
     batch = service.load_batch(services, user.account.id, str(batch_uuid))
-    return page(request, "delete.html", {"user": user, "batch": batch, "states": states})
+    return page(request, "delete.html", _batch_context(services, user, batch))
 
 
 @router.post("/batches/{batch_uuid}/delete")
 def delete(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
-    try:
-        service.delete_batch(services, user.account.id, str(batch_uuid))
-    except ApexError as exc:
-        batch = service.load_batch(services, user.account.id, str(batch_uuid))
-        context = {"user": user, "batch": batch, "states": states, "error": exc.message}
-        return page(request, "delete.html", context, status=exc.status_code)
-    return RedirectResponse("/", status_code=303)
+    return _confirmed(request, services, user, batch_uuid, service.delete_batch, "delete.html", "/")
 
 
 @router.get("/batches/{batch_uuid}/export", response_model=None)
