@@ -67,6 +67,7 @@ async def test_email_batch_reaches_done_with_lab_verdicts(make_server) -> None: 
                 params={"format": "json", "include_statistics": "false"},
             )
             results = export.json()
+            metrics = (await client.get("/metrics")).text
         for address, verdict in expected.items():
             row = results[address]
             assert row[verdict] is True, (address, row)
@@ -74,6 +75,22 @@ async def test_email_batch_reaches_done_with_lab_verdicts(make_server) -> None: 
         assert results[f"nobody@{d.rejects}"]["smtp_enhanced_code"] == "5.1.1"
         assert status["stats"]["total_verification"] == len(expected)
         assert not lab.data_commands
+        # /metrics counts every SMTP reply the engine received, by class and stage: as many
+        # RCPT replies as the lab's servers got RCPT commands (probes and re-probes included).
+        rcpt = _smtp_replies(metrics, "rcpt")
+        assert sum(rcpt.values()) == len(lab.rcpt_log), (rcpt, lab.rcpt_log)
+        assert rcpt["5xx"] >= 1  # nobody@rejects
+        assert rcpt["4xx"] >= 1  # the greylisted first attempt
+        assert _smtp_replies(metrics, "greeting")["2xx"] >= 3
+
+
+def _smtp_replies(metrics: str, stage: str) -> dict[str, float]:
+    counts = {"2xx": 0.0, "3xx": 0.0, "4xx": 0.0, "5xx": 0.0}
+    for line in metrics.splitlines():
+        if line.startswith("apexverify_smtp_replies_total{") and f'stage="{stage}"' in line:
+            reply_class = line.split('reply_class="', 1)[1][:3]
+            counts[reply_class] = float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 async def _wait(client: httpx.AsyncClient, batch_uuid: str, wanted: str) -> dict:

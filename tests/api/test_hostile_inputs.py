@@ -104,7 +104,7 @@ def test_upload_size_limit(make_server) -> None:  # type: ignore[no-untyped-def]
     assert huge.status_code == 413
     assert huge.json()["message"]
     assert not list((server.data_dir / "var" / "uploads").glob("*.part"))
-    assert "POST /v1/batch HTTP/1.1\" 413" in server.log_tail(5)
+    assert 'POST /v1/batch HTTP/1.1" 413' in server.log_tail(5)
 
 
 def test_formula_payloads_stay_text(api: Api, stored: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def]

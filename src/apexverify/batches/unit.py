@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ..accounts import service as accounts
 from ..credits import to_milli
 from ..errors import InsufficientCredits
+from ..jobs.metrics import count_smtp_reply
 from ..store import records
 from ..store.models import Account, CachedResult
 from ..verify.base import Retry, VerifyContext, VerifyItem, syntax_error_result
@@ -45,7 +46,9 @@ async def verify_unit(services: Services, account: Account, request: UnitRequest
         await asyncio.to_thread(_charge, services, account.id, kind, charge)
         return {kind: value, **cached}
     await asyncio.to_thread(_charge, services, account.id, kind, price)
-    verifier = build_verifier(kind, services.settings, sandbox=account.sandbox)
+    verifier = build_verifier(
+        kind, services.settings, sandbox=account.sandbox, on_smtp_reply=count_smtp_reply
+    )
     context = VerifyContext(request.target_country, services.settings.max_verify_attempts)
     try:
         # Last allowed attempt: the engine must answer now instead of asking for a retry.

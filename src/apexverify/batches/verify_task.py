@@ -55,7 +55,12 @@ async def _prepare(
     params = BatchParameters.model_validate(batch.parameters)
     return _Run(
         batch=batch,
-        verifier=builder(params.type, services.settings, sandbox=account.sandbox),
+        verifier=builder(
+            params.type,
+            services.settings,
+            sandbox=account.sandbox,
+            on_smtp_reply=metrics.count_smtp_reply,
+        ),
         context=VerifyContext(
             target_country=params.target_country,
             max_attempts=services.settings.max_verify_attempts,
@@ -200,8 +205,8 @@ def _store(
                 .where(Batch.pk == batch.pk)
                 .values(verified=Batch.verified + written, updated_at=utcnow())
             )
-    for _rid, verdict, data, _n in finals:
-        metrics.count_result(batch.record_type, verdict, data)
+    for _rid, verdict, _data, _n in finals:
+        metrics.count_result(batch.record_type, verdict)
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
 

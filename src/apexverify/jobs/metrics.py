@@ -26,17 +26,21 @@ RECORDS_RETRIED = Counter(
 )
 SMTP_REPLIES = Counter(
     "apexverify_smtp_replies_total",
-    "SMTP replies behind final email verdicts, by class (2xx/4xx/5xx)",
-    ["reply_class"],
+    "Every SMTP reply the email engine received, by class (2xx/3xx/4xx/5xx) and command",
+    ["reply_class", "stage"],
 )
 CHUNKS = Counter("apexverify_verify_chunks_total", "Verification chunks processed", ["outcome"])
 
 
-def count_result(record_type: str, verdict: str, data: dict[str, object]) -> None:
+def count_result(record_type: str, verdict: str) -> None:
     RECORDS_VERIFIED.labels(record_type, verdict).inc()
-    code = data.get("smtp_code")
-    if isinstance(code, int) and 200 <= code < 600:
-        SMTP_REPLIES.labels(f"{code // 100}xx").inc()
+
+
+def count_smtp_reply(stage: str, code: int) -> None:
+    """The email engine's reply observer: greeting, EHLO/HELO, STARTTLS, MAIL, each RCPT
+    (catch-all probes included), RSET and QUIT."""
+    reply_class = f"{code // 100}xx" if 200 <= code < 600 else "other"
+    SMTP_REPLIES.labels(reply_class, stage).inc()
 
 
 class QueueCollector(Collector):

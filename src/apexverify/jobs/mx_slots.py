@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
@@ -85,18 +85,30 @@ class RedisMxSlots:
         await self._client.aclose()
 
 
-def build_verifier(record_type: str, settings: Settings, *, sandbox: bool) -> Verifier:
+def build_verifier(
+    record_type: str,
+    settings: Settings,
+    *,
+    sandbox: bool,
+    on_smtp_reply: Callable[[str, int], None] | None = None,
+) -> Verifier:
     """The registry's engine, except that real email verification in a scaled-out worker with
     Redis configured shares its per-MX caps with every other worker."""
     if sandbox or record_type != "email" or not settings.redis_url:
-        return registry.build_verifier(record_type, settings, sandbox=sandbox)  # type: ignore[arg-type]
+        return registry.build_verifier(
+            record_type,  # type: ignore[arg-type]
+            settings,
+            sandbox=sandbox,
+            on_smtp_reply=on_smtp_reply,
+        )
     from ..verify.email.engine import EmailVerifier
+    from ..verify.email.smtp import ignore_reply
 
     key = (settings.redis_url, settings.smtp_max_connections_per_mx)
     slots = _shared.get(key)
     if slots is None:  # one client (and connection pool) per worker process, not per chunk
         slots = _shared[key] = RedisMxSlots(*key)
-    return EmailVerifier(settings, mx_slots=slots)
+    return EmailVerifier(settings, mx_slots=slots, on_reply=on_smtp_reply or ignore_reply)
 
 
 _shared: dict[tuple[str, int], RedisMxSlots] = {}

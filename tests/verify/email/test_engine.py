@@ -372,3 +372,40 @@ async def test_run_session_single_connection_api() -> None:
         refused = await run_session(Target("down", ADDRESSES["down"]), ["a@b.com"], config)
         assert refused.failure == "refused"
         assert not refused.greeted
+
+
+async def test_every_smtp_reply_is_reported_to_the_observer() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        seen: list[tuple[str, int]] = []
+        verifier = EmailVerifier(
+            lab.settings(), on_reply=lambda stage, code: seen.append((stage, code))
+        )
+        addresses = [f"alice@{d.rejects}", f"nobody@{d.rejects}"]
+        await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        await verifier.aclose()
+        # The catch-all probe (a random local part, refused) comes first, then the two
+        # recipients; the idle connection is closed politely at aclose().
+        assert seen == [
+            ("greeting", 220),
+            ("ehlo", 250),
+            ("mail", 250),
+            ("rcpt", 550),
+            ("rcpt", 250),
+            ("rcpt", 550),
+            ("rset", 250),
+            ("quit", 221),
+        ]
+        assert len([s for s in seen if s[0] == "rcpt"]) == len(lab.rcpt_log)
+
+
+async def test_greylisting_and_refused_sessions_are_reported_too() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        seen: list[tuple[str, int]] = []
+        verifier = EmailVerifier(
+            lab.settings(), on_reply=lambda stage, code: seen.append((stage, code))
+        )
+        await verifier.verify_many([VerifyItem(f"alice@{d.greylist}")], VerifyContext())
+        await verifier.aclose()
+        assert ("rcpt", 451) in seen

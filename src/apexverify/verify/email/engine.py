@@ -25,7 +25,14 @@ from .providers import provider_for_mx
 from .replies import Reply, ReplyKind, classify
 from .safety import refusal_reason
 from .slots import LocalMxSlots, MxSlots
-from .smtp import ProbeConfig, ProbeConnection, SessionResult, Target
+from .smtp import (
+    ProbeConfig,
+    ProbeConnection,
+    ReplyObserver,
+    SessionResult,
+    Target,
+    ignore_reply,
+)
 from .syntax import normalize_email
 from .typo import suggest_domain
 from .verdicts import Evidence, Flags, decide
@@ -93,7 +100,13 @@ class EmailVerifier(Verifier):
 
     record_type = "email"
 
-    def __init__(self, settings: Settings, *, mx_slots: MxSlots | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mx_slots: MxSlots | None = None,
+        on_reply: ReplyObserver = ignore_reply,
+    ) -> None:
         self.settings = settings
         self.stats = ProbeStats()
         self._mx = MxResolver(
@@ -115,6 +128,7 @@ class EmailVerifier(Verifier):
             helo_name=settings.smtp_helo_name,
             mail_from=settings.smtp_mail_from,
             socks5_proxy=settings.smtp_socks5_proxy,
+            on_reply=on_reply,
         )
 
     async def verify_many(

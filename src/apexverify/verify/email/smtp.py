@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,6 +46,15 @@ class SessionResult:
     smtputf8: bool = False
 
 
+# Told of every SMTP reply received: (command stage, reply code). Operators count them by
+# class in /metrics; the engine itself stays free of any metrics library.
+ReplyObserver = Callable[[str, int], None]
+
+
+def ignore_reply(_stage: str, _code: int) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ProbeConfig:
     port: int
@@ -53,6 +62,7 @@ class ProbeConfig:
     helo_name: str
     mail_from: str
     socks5_proxy: str = ""
+    on_reply: ReplyObserver = field(default=ignore_reply, compare=False)
 
 
 def socks5_url(spec: str) -> str:
@@ -99,13 +109,18 @@ async def _open(target: Target, config: ProbeConfig) -> tuple[aiosmtplib.SMTP, R
     return client, Reply.parse(greeting.code, greeting.message)
 
 
-async def _hello(client: aiosmtplib.SMTP) -> aiosmtplib.SMTPResponse:
+async def _hello(client: aiosmtplib.SMTP, on_reply: ReplyObserver) -> aiosmtplib.SMTPResponse:
     try:
-        return await client.ehlo()
-    except aiosmtplib.SMTPHeloError:
+        response = await client.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        on_reply("ehlo", exc.code)
         if not client.is_connected:
             raise
-        return await client.helo()  # a pre-ESMTP server: no extensions, still probe-able
+        response = await client.helo()  # a pre-ESMTP server: no extensions, still probe-able
+        on_reply("helo", response.code)
+        return response
+    on_reply("ehlo", response.code)
+    return response
 
 
 class ProbeConnection:
@@ -134,24 +149,32 @@ class ProbeConnection:
         try:
             try:
                 self.connects += 1
-                self.client, _greeting = await _open(self.target, self.config)
+                self.client, greeting = await _open(self.target, self.config)
             except aiosmtplib.SMTPConnectResponseError as exc:
+                self.config.on_reply("greeting", exc.code)
                 result.greeted = True
                 result.session_reply = Reply.parse(exc.code, exc.message)
                 return False
+            self.config.on_reply("greeting", greeting.code)
             result.greeted = True
             stage = "ehlo"
-            response = await _hello(self.client)
+            response = await _hello(self.client, self.config.on_reply)
             if response.code >= 400:
                 result.session_reply = Reply.parse(response.code, response.message)
                 return False
             if try_tls and self.client.supports_extension("starttls"):
                 stage = "starttls"
                 try:
-                    await self.client.starttls(server_hostname=self.target.host, tls_context=_TLS)
-                    await _hello(self.client)  # extensions may change once encrypted
+                    started = await self.client.starttls(
+                        server_hostname=self.target.host, tls_context=_TLS
+                    )
+                    self.config.on_reply("starttls", started.code)
+                    # extensions may change once encrypted
+                    await _hello(self.client, self.config.on_reply)
                     self.tls = "ok"
                 except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    if isinstance(exc, aiosmtplib.SMTPResponseException):
+                        self.config.on_reply("starttls", exc.code)
                     # A broken TLS stack on the MX is no evidence about mailboxes: start over
                     # in plain text on a new connection.
                     self.close()
@@ -194,6 +217,7 @@ class ProbeConnection:
             if self.smtputf8 and not all(r.isascii() for r in recipients):
                 mail_args += " SMTPUTF8"
             response = await client.execute_command(b"MAIL", mail_args.encode())
+            self.config.on_reply("mail", response.code)
             if response.code >= 300:
                 result.session_reply = Reply.parse(response.code, response.message)
                 self.close()
@@ -203,6 +227,7 @@ class ProbeConnection:
                 if not recipient.isascii() and not self.smtputf8:
                     continue  # the caller reports these as "SMTPUTF8 not supported"
                 response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
+                self.config.on_reply("rcpt", response.code)
                 reply = Reply.parse(response.code, response.message)
                 too_many = reply.enhanced is not None and reply.enhanced[2:] == _TOO_MANY
                 if too_many and result.answers:
@@ -215,6 +240,7 @@ class ProbeConnection:
             stage = "rset"
             if client.is_connected:
                 response = await client.execute_command(b"RSET")
+                self.config.on_reply("rset", response.code)
                 if response.code != 250:
                     self.close()  # cannot start a clean transaction on this connection
         except (TimeoutError, ProxyTimeoutError) as exc:
@@ -232,7 +258,8 @@ class ProbeConnection:
         client = self.client
         if client is not None and client.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                await client.quit()
+                response = await client.quit()
+                self.config.on_reply("quit", response.code)
         self.close()
 
     def close(self) -> None:
