@@ -47,6 +47,7 @@ class Settings:
 
     verify_chunk_size: int = 500
     parse_workers: int = 0  # 0 = one per core
+    parse_chunk_bytes: int = 8 * 1024 * 1024  # scale-out: larger uploads parse as chunk jobs
     sandbox_latency_ms: int = 0
     max_verify_attempts: int = 3
 

@@ -26,21 +26,21 @@ from .pricing import price_batch
 log = logging.getLogger(__name__)
 
 
-class _Superseded(Exception):
+class Superseded(Exception):
     """A newer PUT/PATCH started another parse; this one stops quietly."""
 
 
 async def parse_batch(services: Services, batch_uuid: str, generation: int) -> None:
     try:
-        await asyncio.to_thread(_parse, services, batch_uuid, generation)
-    except _Superseded:
+        await asyncio.to_thread(parse_whole, services, batch_uuid, generation)
+    except Superseded:
         log.info("parse of %s generation %d superseded", batch_uuid, generation)
     except Exception as exc:
         log.exception("parse of %s failed", batch_uuid)
-        _fail(services, batch_uuid, generation, exc)
+        fail_parse(services, batch_uuid, generation, exc)
 
 
-def _current(services: Services, batch_uuid: str, generation: int) -> tuple[Batch, Account]:
+def current_parse(services: Services, batch_uuid: str, generation: int) -> tuple[Batch, Account]:
     with services.store.read() as session:
         batch = session.query(Batch).filter(Batch.uuid == batch_uuid).one_or_none()
         if (
@@ -48,21 +48,25 @@ def _current(services: Services, batch_uuid: str, generation: int) -> tuple[Batc
             or batch.parse_generation != generation
             or (batch.status != states.PARSING)
         ):
-            raise _Superseded()
+            raise Superseded()
         account = session.get(Account, batch.account_id)
         assert account is not None
         return batch, account
 
 
-def _parse(services: Services, batch_uuid: str, generation: int) -> None:
-    batch, account = _current(services, batch_uuid, generation)
-    params = BatchParameters.model_validate(batch.parameters)
-    spec = ParseSpec(
+def parse_spec(services: Services, params: BatchParameters) -> ParseSpec:
+    return ParseSpec(
         record_type=params.type,
         target_country=params.target_country,
         keep_wrong=not params.remove_wrong(),
         secret=services.secret,
     )
+
+
+def parse_whole(services: Services, batch_uuid: str, generation: int) -> None:
+    batch, account = current_parse(services, batch_uuid, generation)
+    params = BatchParameters.model_validate(batch.parameters)
+    spec = parse_spec(services, params)
     with services.store.write() as session:
         records.delete_rows(session, batch.pk)
     started = time.perf_counter()
@@ -80,7 +84,7 @@ def _parse(services: Services, batch_uuid: str, generation: int) -> None:
             pending = []
     _flush(services, batch_uuid, generation, batch.pk, pending)
     loaded = time.perf_counter()
-    _finish(services, batch, account, params, generation, finder.rows_to_check(), counts)
+    publish(services, batch, account, params, generation, finder.rows_to_check(), counts)
     log.info(
         "parsed %s: load %.2fs, dedupe/cache/price %.2fs",
         batch_uuid,
@@ -92,13 +96,13 @@ def _parse(services: Services, batch_uuid: str, generation: int) -> None:
 def _flush(
     services: Services, batch_uuid: str, generation: int, batch_pk: int, rows: list[tuple]
 ) -> None:
-    _current(services, batch_uuid, generation)  # stop early when superseded
+    current_parse(services, batch_uuid, generation)  # stop early when superseded
     if rows:
         with services.store.write() as session:
             records.insert_rows(session, batch_pk, rows)
 
 
-def _finish(
+def publish(
     services: Services,
     batch: Batch,
     account: Account,
@@ -154,10 +158,10 @@ def _finish(
             )
         ).rowcount
         if not published:
-            raise _Superseded()
+            raise Superseded()
 
 
-def _fail(services: Services, batch_uuid: str, generation: int, exc: Exception) -> None:
+def fail_parse(services: Services, batch_uuid: str, generation: int, exc: Exception) -> None:
     with services.store.write() as session:
         session.execute(
             update(Batch)

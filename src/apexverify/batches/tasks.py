@@ -21,15 +21,16 @@ def register(runner: JobRunner, services: Services) -> None:
     async def verify(batch_uuid: str) -> None:
         await verify_batch(services, batch_uuid)
 
-    runner.register("parse_batch", parse)
     if runner.distributed:
-        # Scaled out: verification fans out into chunk jobs shared by every worker.
+        # Scaled out: large parses and every verification fan out into chunk jobs shared by
+        # every worker.
         from ..jobs import scaleout_tasks
         from ..jobs.procrastinate_runner import ProcrastinateRunner
 
         assert isinstance(runner, ProcrastinateRunner)
         scaleout_tasks.register(runner, services)
     else:
+        runner.register("parse_batch", parse)
         runner.register("verify_batch", verify)
 
 

@@ -12,17 +12,24 @@ for an engine retry (greylisting) -> a delayed ``verify_batch`` re-fans them out
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from ..batches import states
+from ..batches import parse_chunks, states
 from ..batches.context import Services
+from ..batches.parse_task import Superseded, fail_parse, parse_whole
 from ..batches.verify_task import finalize, verify_range
 from ..store import records
 from ..store.models import Batch
 from . import metrics
 from .procrastinate_runner import ProcrastinateRunner
+
+log = logging.getLogger(__name__)
 
 _ACTIVE_CHUNKS = text(
     "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'verify_chunk'"
@@ -39,6 +46,8 @@ _RANGE_RETRY = text(
 
 
 def register(runner: ProcrastinateRunner, services: Services) -> None:
+    register_parse(runner, services)
+
     async def verify_batch(batch_uuid: str) -> None:
         done = await asyncio.to_thread(fan_out, services, runner, batch_uuid)
         if done:
@@ -59,6 +68,49 @@ def register(runner: ProcrastinateRunner, services: Services) -> None:
 
     runner.register("verify_batch", verify_batch)
     runner.register("verify_chunk", verify_chunk)
+
+
+def register_parse(runner: ProcrastinateRunner, services: Services) -> None:
+    """``parse_batch`` parses a small upload itself and splits a large one into
+    ``parse_chunk`` jobs (``batches/parse_chunks.py``); the last chunk finishes the batch."""
+
+    def defer_chunk(session: Session, **job: object) -> None:
+        # Default queueing lock = task + arguments: a re-plan never doubles a waiting chunk.
+        runner.defer_in(session, "parse_chunk", lock=None, **job)
+
+    async def guarded(batch_uuid: str, generation: int, work: Callable[[], object]) -> None:
+        try:
+            await asyncio.to_thread(work)
+        except Superseded:
+            log.info("parse of %s generation %d superseded", batch_uuid, generation)
+        except OperationalError:
+            raise  # the database blipped: the queue retries the job
+        except Exception as exc:
+            log.exception("parse of %s failed", batch_uuid)
+            await asyncio.to_thread(fail_parse, services, batch_uuid, generation, exc)
+
+    async def parse(batch_uuid: str, generation: int) -> None:
+        def work() -> None:
+            split = parse_chunks.plan_if_large(services, batch_uuid, generation, defer_chunk)
+            if split is None:
+                parse_whole(services, batch_uuid, generation)
+            elif split:
+                parse_chunks.finish(services, batch_uuid, generation)
+
+        await guarded(batch_uuid, generation, work)
+
+    async def parse_chunk(
+        batch_uuid: str, generation: int, first_seq: int, start: int, end: int
+    ) -> None:
+        def work() -> None:
+            args = (services, batch_uuid, generation)
+            if parse_chunks.load_range(*args, first_seq, start, end):
+                parse_chunks.finish(*args)
+
+        await guarded(batch_uuid, generation, work)
+
+    runner.register("parse_batch", parse)
+    runner.register("parse_chunk", parse_chunk)
 
 
 def _later(runner: ProcrastinateRunner, session: object, batch_uuid: str, at: int) -> None:

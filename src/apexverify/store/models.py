@@ -148,6 +148,25 @@ class Record(Base):
     retry_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch seconds
 
 
+class ParseChunk(Base):
+    """One byte range of an upload parsed by its own job (scale-out mode, large files).
+
+    The rows of a range and ``done`` are written in one transaction, so a retried or doubled
+    chunk job finds ``done`` set and inserts nothing; the batch is published once no range of
+    its current ``generation`` is left."""
+
+    __tablename__ = "parse_chunks"
+
+    batch_pk: Mapped[int] = mapped_column(
+        ForeignKey("batches.pk", ondelete="CASCADE"), primary_key=True
+    )
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_byte: Mapped[int] = mapped_column(BigInteger)
+    end_byte: Mapped[int] = mapped_column(BigInteger)
+    done: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
 class CachedResult(Base):
     """Results reusable by later batches. ``account_id`` is '' for the global cache, whose rows
     hold only a keyed hash of the value and a result without the identity field: no PII."""
