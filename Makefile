@@ -38,3 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/phone_offline.py
 	$(BIN)/python bench/email_smtp.py
 	$(BIN)/python bench/scaleout.py
+	$(BIN)/python bench/scaleout_parse.py

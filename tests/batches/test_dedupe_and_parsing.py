@@ -6,7 +6,14 @@ from pathlib import Path
 
 from apexverify.batches import dedupe
 from apexverify.batches.dedupe import DuplicateFinder
-from apexverify.batches.parsing import ParseSpec, classify, iter_chunks, line_ranges, read_range
+from apexverify.batches.parsing import (
+    ParseSpec,
+    classified_chunks,
+    classify,
+    iter_chunks,
+    line_ranges,
+    read_range,
+)
 
 SECRET = b"s" * 32
 
@@ -65,3 +72,20 @@ def test_shared_fingerprints_only_add_rows_to_check(monkeypatch) -> None:  # typ
     same_fp = [b"\x00" * 4 + b"\x07" * 12, b"\x02" * 4 + b"\x07" * 12]  # equal bytes 4-7
     finder.see([(0, same_fp[0]), (1, same_fp[1]), (2, b"z" * 16)])
     assert finder.rows_to_check() == {0, 1}
+
+
+def test_classified_spans_equal_the_whole_file(tmp_path: Path) -> None:
+    """Chunk jobs classify spans of the file (in the process pool when a span is large):
+    together they give exactly the rows of the whole-file parse, numbered the same."""
+    path = tmp_path / "f.txt"
+    lines = [f"user{i}@example{i % 7}.com" if i % 13 else f"bad{i}@" for i in range(120_000)]
+    path.write_text("\n".join(lines) + "\n")
+    spec = ParseSpec("email", "US", keep_wrong=True, secret=SECRET)
+    whole = [row for part in classified_chunks(spec, path, 2) for row in part]
+    spans = list(line_ranges(path, block=1_200_000))  # > POOL_THRESHOLD_BYTES each
+    assert len(spans) >= 2
+    by_span = [
+        row for span in spans for part in classified_chunks(spec, path, 2, span) for row in part
+    ]
+    assert by_span == whole
+    assert [row[0] for row in whole] == list(range(len(lines)))

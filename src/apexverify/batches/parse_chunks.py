@@ -6,9 +6,10 @@ transaction, inserts the rows and marks the range done: a retried, doubled or st
 rerun job finds it done and inserts nothing. That transaction holds a share lock on the batch
 row and checks the parse generation, so a PUT/PATCH (which updates that row) cannot interleave
 with it: rows of a superseded parse never land after the new parse has cleared the batch.
-When no range is left, ``finish`` dedupes across the whole batch in file order with the same
-``DuplicateFinder`` as the one-job parse, applies the caches, prices and publishes
-(``parse_task.publish``, a compare-and-set, so a second finisher changes nothing).
+When no range is left, ``finish`` finds the keys that occur more than once across the whole
+batch (one aggregate query), resolves them exactly in file order as the one-job parse does,
+applies the caches, prices and publishes (``parse_task.publish``, a compare-and-set, so a
+second finisher changes nothing).
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from ..store import records
 from ..store.models import Batch, ParseChunk, Record
 from . import states
 from .context import Services
-from .dedupe import DuplicateFinder
 from .params import BatchParameters
 from .parse_task import Superseded, current_parse, parse_spec, publish
-from .parsing import classify_range, line_ranges
+from .parsing import classified_chunks, line_ranges
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,7 @@ def load_range(
     """Classify one range and load its rows; True when no range of this parse is left."""
     batch, _account = current_parse(services, batch_uuid, generation)
     params = BatchParameters.model_validate(batch.parameters)
-    rows = classify_range(
-        parse_spec(services, params), Path(batch.file_path), start, end, first_seq
-    )
+    spec, path = parse_spec(services, params), Path(batch.file_path)
     with services.store.write() as session:
         locked = _locked_batch(session, batch_uuid, generation)
         if locked is None:
@@ -129,8 +127,12 @@ def load_range(
             )
             .values(done=True)
         ).rowcount
-        if claimed and rows:
-            records.insert_rows(session, locked.pk, rows)
+        if claimed:
+            # The worker's parse pool classifies sub-ranges on every core while this thread
+            # loads the rows already classified; a failure rolls the claim back too.
+            span = (start, end, first_seq)
+            for rows in classified_chunks(spec, path, services.settings.parse_workers, span):
+                records.insert_rows(session, locked.pk, rows)
     with services.store.read() as session:
         left = session.execute(
             select(ParseChunk.first_seq)
@@ -148,7 +150,6 @@ def finish(services: Services, batch_uuid: str, generation: int) -> None:
     """Batch-wide steps once every range is loaded: dedupe, caches, price, publish."""
     batch, account = current_parse(services, batch_uuid, generation)
     params = BatchParameters.model_validate(batch.parameters)
-    finder = DuplicateFinder()
     counts = records.Counts()
     with services.store.read() as session:
         by_kind = dict(
@@ -159,15 +160,9 @@ def finish(services: Services, batch_uuid: str, generation: int) -> None:
             ).all()
         )
         counts.valid, counts.wrong = int(by_kind.get("valid", 0)), int(by_kind.get("wrong", 0))
-        # File order, as the one-job parse sees it: the first row of a value stays.
-        keys = session.execute(
-            select(Record.seq, Record.key_hash)
-            .where(Record.batch_pk == batch.pk)
-            .order_by(Record.seq)
-            .execution_options(yield_per=50_000)
-        )
-        for part in keys.partitions():
-            finder.see((seq, key) for seq, key in part)
-    publish(services, batch, account, params, generation, finder.rows_to_check(), counts)
+        # Every row whose key occurs more than once: a superset of the repeats, resolved
+        # exactly (file order, per kind) by ``publish`` as in the one-job parse.
+        candidates = records.repeated_key_seqs(session, batch.pk)
+    publish(services, batch, account, params, generation, candidates, counts)
     with services.store.write() as session:
         session.execute(delete(ParseChunk).where(ParseChunk.batch_pk == batch.pk))

@@ -36,16 +36,26 @@ class ParseSpec:
     secret: bytes
 
 
-def line_ranges(path: Path, block: int = RANGE_BYTES) -> Iterator[tuple[int, int, int]]:
-    """``(start, end, first_seq)`` byte ranges of about ``block`` bytes that end at a line end.
+def line_ranges(
+    path: Path,
+    block: int = RANGE_BYTES,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    first_seq: int = 0,
+) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, first_seq)`` byte ranges of about ``block`` bytes that end at a line end,
+    over the whole file or over ``start..stop`` (itself cut at line ends, its first line
+    numbered ``first_seq``).
 
     ``first_seq`` is the number of lines before ``start``, so a worker can number its lines
     without reading what came before. Only newline counting happens here (in C)."""
     with path.open("rb") as handle:
-        start, seq = 0, 0
+        seq = first_seq
         while True:
             handle.seek(start)
-            data = handle.read(block)
+            want = block if stop is None else min(block, stop - start)
+            data = handle.read(want) if want > 0 else b""
             if not data:
                 return
             cut = data.rfind(b"\n") + 1 if len(data) == block else len(data)
@@ -123,20 +133,25 @@ def classify_range(spec: ParseSpec, path: Path, start: int, end: int, first_seq:
     return classify(spec, read_range(path, start, end, first_seq))
 
 
-def classified_chunks(spec: ParseSpec, path: Path, workers: int = 0) -> Iterator[list[Row]]:
-    """Classified rows in file order. A large file is classified in a process pool, so the
-    caller's thread only loads rows into the database while the workers parse ahead."""
-    use_pool = (os.cpu_count() or 1) > 1 and path.stat().st_size > POOL_THRESHOLD_BYTES
+def classified_chunks(
+    spec: ParseSpec, path: Path, workers: int = 0, span: tuple[int, int, int] | None = None
+) -> Iterator[list[Row]]:
+    """Classified rows in file order, of the whole file or of one ``(start, stop, first_seq)``
+    span. A large file or span is classified in a process pool, so the caller's thread only
+    loads rows into the database while the workers parse ahead."""
+    start, stop, first_seq = span or (0, path.stat().st_size, 0)
+    ranges = line_ranges(path, start=start, stop=stop, first_seq=first_seq)
+    use_pool = (os.cpu_count() or 1) > 1 and stop - start > POOL_THRESHOLD_BYTES
     if not use_pool:
-        for chunk in iter_chunks(path):
-            yield classify(spec, chunk)
+        for range_start, range_end, range_seq in ranges:
+            yield classify(spec, read_range(path, range_start, range_end, range_seq))
         return
     workers = pool_size(workers)
     pool = _pool(workers)
     pending = []
     # Workers read their own ranges of the file; a bounded number of ranges is in flight so
     # memory stays flat on huge files.
-    for start, end, first_seq in line_ranges(path):
+    for start, end, first_seq in ranges:
         pending.append(pool.submit(classify_range, spec, path, start, end, first_seq))
         if len(pending) >= workers * 2:
             yield pending.pop(0).result()

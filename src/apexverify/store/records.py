@@ -113,6 +113,20 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
     return len(dup_ids)
 
 
+def repeated_key_seqs(session: Session, batch_pk: int) -> set[int]:
+    """The seqs of every row whose key hash occurs more than once in the batch (the input of
+    ``resolve_repeats`` when no in-memory finder saw the rows in order: chunked parses)."""
+    rows = session.execute(
+        text(
+            "SELECT r.seq FROM records r JOIN (SELECT key_hash FROM records WHERE batch_pk = :b"
+            " GROUP BY key_hash HAVING COUNT(*) > 1) k ON r.key_hash = k.key_hash"
+            " WHERE r.batch_pk = :b"
+        ),
+        {"b": batch_pk},
+    )
+    return {seq for (seq,) in rows}
+
+
 def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Rows sorted by (kind, key, seq) -> updates for every row after the first of a group."""
     updates: list[dict[str, Any]] = []
