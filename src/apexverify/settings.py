@@ -81,6 +81,8 @@ class Settings:
     # Scale-out mode
     job_runner: str = "auto"  # auto | inprocess | procrastinate
     storage_dir: Path | None = None  # shared directory for uploads/exports (default data_dir)
+    storage_url: str = ""  # s3://bucket[/prefix]: uploads in an S3-compatible bucket instead
+    s3_endpoint_url: str = ""  # a non-AWS S3 service (MinIO, Ceph, R2...)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -18,6 +18,7 @@ from ..batches.parsing import shutdown_pool, warm_pool
 from ..jobs import metrics as job_metrics
 from ..jobs.select import make_runner, prepare_schema
 from ..settings import Settings
+from ..storage import make_storage
 from ..store.db import Store
 from ..store.migrate import upgrade
 from . import errors, ops
@@ -48,6 +49,7 @@ def build_services(settings: Settings) -> Services:
         store=store,
         jobs=make_runner(settings, store),
         secret=load_secret(settings.secret_key, settings.data_dir),
+        storage=make_storage(settings),
     )
 
 

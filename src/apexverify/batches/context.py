@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..jobs.base import JobRunner
 from ..settings import Settings
+from ..storage import UploadStorage
 from ..store.db import Store
 
 
@@ -15,3 +16,4 @@ class Services:
     store: Store
     jobs: JobRunner
     secret: bytes
+    storage: UploadStorage

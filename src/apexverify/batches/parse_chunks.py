@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -41,7 +40,8 @@ def plan_if_large(
 ) -> bool | None:
     """None when the upload is small enough for the one-job parse; else ``plan``'s answer."""
     batch, _account = current_parse(services, batch_uuid, generation)
-    if Path(batch.file_path).stat().st_size <= services.settings.parse_chunk_bytes:
+    path = services.storage.local_path(batch.file_path)
+    if path.stat().st_size <= services.settings.parse_chunk_bytes:
         return None
     return plan(services, batch_uuid, generation, defer)
 
@@ -70,7 +70,8 @@ def plan(services: Services, batch_uuid: str, generation: int, defer: DeferChunk
             records.delete_rows(session, batch.pk)
             session.execute(delete(ParseChunk).where(ParseChunk.batch_pk == batch.pk))
             block = services.settings.parse_chunk_bytes
-            for start, end, first_seq in line_ranges(Path(batch.file_path), block):
+            path = services.storage.local_path(batch.file_path)
+            for start, end, first_seq in line_ranges(path, block):
                 session.add(
                     ParseChunk(
                         batch_pk=batch.pk,
@@ -112,7 +113,7 @@ def load_range(
     """Classify one range and load its rows; True when no range of this parse is left."""
     batch, _account = current_parse(services, batch_uuid, generation)
     params = BatchParameters.model_validate(batch.parameters)
-    spec, path = parse_spec(services, params), Path(batch.file_path)
+    spec, path = parse_spec(services, params), services.storage.local_path(batch.file_path)
     with services.store.write() as session:
         locked = _locked_batch(session, batch_uuid, generation)
         if locked is None:

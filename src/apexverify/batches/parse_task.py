@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 from sqlalchemy import update
 
@@ -73,7 +72,8 @@ def parse_whole(services: Services, batch_uuid: str, generation: int) -> None:
     finder = DuplicateFinder()
     counts = records.Counts()
     pending: list[tuple] = []
-    for rows in classified_chunks(spec, Path(batch.file_path), services.settings.parse_workers):
+    path = services.storage.local_path(batch.file_path)
+    for rows in classified_chunks(spec, path, services.settings.parse_workers):
         finder.see((row[0], row[3]) for row in rows)
         wrong = sum(1 for row in rows if row[4] == "wrong")
         counts.wrong += wrong

@@ -50,6 +50,7 @@ def create_batch(
 ) -> Batch:
     """Register an uploaded file; parsing starts at once with the upload's parameters, so a
     client polling before any PATCH sees ``parsing_content`` and then a real figure."""
+    locator = services.storage.put(file_path, file_path.name)
     now = utcnow()
     batch = Batch(
         uuid=batch_uuid,
@@ -61,14 +62,18 @@ def create_batch(
         parameters=params.stored(),
         status=states.PARSING,
         parse_generation=1,
-        file_path=str(file_path),
+        file_path=locator,
         file_size=file_size,
         created_at=now,
         updated_at=now,
     )
-    with services.store.write() as session:
-        session.add(batch)
-        _defer_parse(services, session, batch_uuid, 1)
+    try:
+        with services.store.write() as session:
+            session.add(batch)
+            _defer_parse(services, session, batch_uuid, 1)
+    except BaseException:
+        services.storage.delete(locator)  # no batch row: the stored file would be orphaned
+        raise
     return batch
 
 
@@ -96,7 +101,7 @@ def trigger_parse(services: Services, account_id: str, batch_uuid: str) -> None:
         batch = get_batch(session, account_id, batch_uuid)
         if batch.status in states.LAUNCHED:
             raise BatchLocked("The batch has been launched; it can no longer be re-parsed.")
-        if not Path(batch.file_path).exists():
+        if not services.storage.exists(batch.file_path):
             raise BadRequest("The uploaded file is no longer available.")
         _defer_parse(services, session, batch_uuid, _restart_parse(batch))
 
@@ -184,9 +189,9 @@ def delete_batch(services: Services, account_id: str, batch_uuid: str) -> None:
         batch = get_batch(session, account_id, batch_uuid)
         if batch.status in states.BUSY:
             raise BadRequest(f"The batch is {batch.status}; it can be deleted once that ends.")
-        path = Path(batch.file_path)
+        locator = batch.file_path
         session.delete(batch)  # records go with it (ON DELETE CASCADE)
-    path.unlink(missing_ok=True)
+    services.storage.delete(locator)
 
 
 @dataclass(frozen=True)
