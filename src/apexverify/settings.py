@@ -46,6 +46,7 @@ class Settings:
     refund_unknown: bool = True
 
     verify_chunk_size: int = 500
+    verify_parallel_chunks: int = 4  # embedded mode: chunks of one batch verified at once
     parse_workers: int = 0  # 0 = one per core
     parse_chunk_bytes: int = 8 * 1024 * 1024  # scale-out: larger uploads parse as chunk jobs
     sandbox_latency_ms: int = 0

@@ -97,7 +97,7 @@ def test_credits_unit_and_exit_codes(live_server: LiveServer, api_key: str, tmp_
 
 
 def test_progress_bar_in_a_real_terminal(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="300", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
+    server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="1000", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
     key, _ = server.create_account()
     source = tmp_path / "c.txt"
     source.write_text("\n".join(f"user{i}@example.com" for i in range(200)))
@@ -127,7 +127,7 @@ def test_progress_bar_in_a_real_terminal(make_server, tmp_path: Path) -> None:  
 
 
 def test_ctrl_c_mid_verification_then_resume(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="300", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
+    server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="1000", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
     key, _ = server.create_account()
     source = tmp_path / "c.txt"
     source.write_text("\n".join(f"user{i}@example.com" for i in range(200)))

@@ -28,11 +28,11 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def dash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # Small chunks with a simulated latency: a few hundred sandbox rows take a few seconds,
-    # so the progress bar is seen moving before it reaches done.
+    # Small chunks with a simulated latency: a few hundred sandbox rows take a few seconds
+    # (4 chunks at a time), so the progress bar is seen moving before it reaches done.
     server = start_server(
         tmp_path_factory.mktemp("dash"),
-        APEXVERIFY_SANDBOX_LATENCY_MS="250",
+        APEXVERIFY_SANDBOX_LATENCY_MS="800",
         APEXVERIFY_VERIFY_CHUNK_SIZE="40",
     )
     yield server

@@ -132,30 +132,65 @@ def _load(services: Services, batch_uuid: str) -> tuple[Batch, Account] | None:
 async def _verify_all(
     services: Services, batch: Batch, verifier: Any, context: VerifyContext, feeds_global: bool
 ) -> None:
-    size = services.settings.verify_chunk_size
-    cursor = -1
+    """Passes over the due rows until none is left. A failed pass (engine error) is retried
+    with backoff; rows an engine asked to retry later are picked up by a later pass."""
     failures = 0
     while True:
-        chunk = await asyncio.to_thread(_claim, services, batch.pk, cursor, size)
-        if not chunk:
-            wait = await asyncio.to_thread(_seconds_until_retry, services, batch.pk)
-            if wait is None:
-                return
-            await asyncio.sleep(min(max(wait, 0.05), 5.0))
-            cursor = -1  # start a new pass for the rows whose retry time has come
-            continue
-        items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
-        try:
-            outcomes = await verifier.verify_many(items, context)
-        except Exception:
+        if await _one_pass(services, batch, verifier, context, feeds_global):
+            failures = 0
+        else:
             failures += 1
             delay = min(2.0**failures, _FAILURE_BACKOFF_CAP)
-            log.exception("verification chunk of %s failed; retrying in %.0fs", batch.uuid, delay)
+            log.warning("verification of %s: a chunk failed; next pass in %.0fs", batch.uuid, delay)
             await asyncio.sleep(delay)
             continue
-        failures = 0
+        wait = await asyncio.to_thread(_seconds_until_retry, services, batch.pk)
+        if wait is None:
+            return
+        await asyncio.sleep(min(max(wait, 0.05), 5.0))
+
+
+async def _one_pass(
+    services: Services, batch: Batch, verifier: Any, context: VerifyContext, feeds_global: bool
+) -> bool:
+    """Claim the due rows in file order, chunk after chunk, with up to
+    ``verify_parallel_chunks`` chunks in flight: a slow mail host in one chunk does not hold
+    up the next. Returns False when a chunk failed (its rows stay due for the next pass,
+    which starts only once every chunk of this one is stored, so no row is claimed twice)."""
+    size = services.settings.verify_chunk_size
+    width = max(1, services.settings.verify_parallel_chunks)
+    cursor, exhausted, ok = -1, False, True
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def verify_and_store(chunk: list[records.PendingRecord]) -> None:
+        items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
+        outcomes = await verifier.verify_many(items, context)
         await asyncio.to_thread(_store, services, batch, chunk, outcomes, feeds_global)
-        cursor = chunk[-1].seq
+
+    try:
+        while in_flight or not exhausted:
+            if not exhausted and len(in_flight) < width:
+                chunk = await asyncio.to_thread(_claim, services, batch.pk, cursor, size)
+                if chunk:
+                    cursor = chunk[-1].seq
+                    in_flight.add(asyncio.create_task(verify_and_store(chunk)))
+                else:
+                    exhausted = True
+                continue
+            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    # Claim nothing more: a broken engine or resolver would otherwise fail
+                    # its way through the whole batch before the backoff.
+                    ok, exhausted = False, True
+                    log.error(
+                        "verification chunk of %s failed", batch.uuid, exc_info=task.exception()
+                    )
+    finally:
+        for task in in_flight:  # cancelled (shutdown): unfinished chunks stay due
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+    return ok
 
 
 def _claim(
