@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,8 +45,10 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM, Python {platform.python_version()}"
 
 
-def run(records: int, workers: int, concurrency: int, chunk: int, latency_ms: int) -> float:
-    """Seconds from launch to verification_done for one batch."""
+@contextmanager
+def cluster(workers: int, concurrency: int, **settings: str) -> Iterator[tuple[LiveServer, str]]:
+    """A fresh PostgreSQL database, one API process and ``workers`` worker processes; yields
+    the server and a sandbox API key, and drops everything afterwards."""
     name = f"apexverify_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -56,14 +60,28 @@ def run(records: int, workers: int, concurrency: int, chunk: int, latency_ms: in
         APEXVERIFY_STORAGE_DIR=str(root / "storage"),
         APEXVERIFY_SECRET_KEY="bench",
         APEXVERIFY_JOB_RUNNER="procrastinate",
-        APEXVERIFY_VERIFY_CHUNK_SIZE=str(chunk),
-        APEXVERIFY_SANDBOX_LATENCY_MS=str(latency_ms),
+        **settings,
     )
     server = LiveServer(data_dir=root, env=env).start()
     pool: list[LiveWorker] = []
     try:
         pool = [start_worker(root / f"w{i}", env, concurrency, f"w{i}") for i in range(workers)]
-        api_key = server.create_account(sandbox=True)[0]
+        yield server, server.create_account(sandbox=True)[0]
+    finally:
+        for worker in pool:
+            worker.stop()
+        server.stop()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(records: int, workers: int, concurrency: int, chunk: int, latency_ms: int) -> float:
+    """Seconds from launch to verification_done for one batch."""
+    settings = {
+        "APEXVERIFY_VERIFY_CHUNK_SIZE": str(chunk),
+        "APEXVERIFY_SANDBOX_LATENCY_MS": str(latency_ms),
+    }
+    with cluster(workers, concurrency, **settings) as (server, api_key):
         client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": api_key}, timeout=60)
         body = "\n".join(f"user{i}@example.com" for i in range(records)) + "\n"
         files = {"file": ("contacts.txt", body.encode(), "text/plain")}
@@ -77,12 +95,6 @@ def run(records: int, workers: int, concurrency: int, chunk: int, latency_ms: in
         while client.get(f"/v1/batch/{batch_uuid}").json()["status"] != "verification_done":
             time.sleep(0.05)
         return time.perf_counter() - started
-    finally:
-        for worker in pool:
-            worker.stop()
-        server.stop()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scaleout import PG_ADMIN_URL, machine
-from tests.support.server import LiveServer, LiveWorker, server_env, start_worker
+from bench.scaleout import cluster, machine
 
 
 def contacts(lines: int) -> bytes:
@@ -42,24 +38,8 @@ def contacts(lines: int) -> bytes:
 
 
 def run(body: bytes, workers: int, chunk_bytes: int) -> tuple[float, dict[str, int]]:
-    name = f"apexverify_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    root = Path(tempfile.mkdtemp(prefix="scaleout-parse-bench-"))
-    env = server_env(
-        root,
-        APEXVERIFY_DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name,
-        APEXVERIFY_DATA_DIR=str(root / "var"),
-        APEXVERIFY_STORAGE_DIR=str(root / "storage"),
-        APEXVERIFY_SECRET_KEY="bench",
-        APEXVERIFY_JOB_RUNNER="procrastinate",
-        APEXVERIFY_PARSE_CHUNK_BYTES=str(chunk_bytes),
-    )
-    server = LiveServer(data_dir=root, env=env).start()
-    pool: list[LiveWorker] = []
-    try:
-        pool = [start_worker(root / f"w{i}", env, 2, f"w{i}") for i in range(workers)]
-        api_key = server.create_account(sandbox=True)[0]
+    settings = {"APEXVERIFY_PARSE_CHUNK_BYTES": str(chunk_bytes)}
+    with cluster(workers, 2, **settings) as (server, api_key):
         client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": api_key}, timeout=300)
         time.sleep(3)  # workers connected, parse pools warm
         started = time.perf_counter()
@@ -73,12 +53,6 @@ def run(body: bytes, workers: int, chunk_bytes: int) -> tuple[float, dict[str, i
             if status["status"] == "internal_error":
                 raise RuntimeError(status)
             time.sleep(0.05)
-    finally:
-        for worker in pool:
-            worker.stop()
-        server.stop()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
