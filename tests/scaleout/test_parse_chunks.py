@@ -4,9 +4,11 @@ same figures as the one-job parse of the embedded mode, and a re-run chunk inser
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select
 
 from apexverify.api.app import build_services
@@ -120,3 +122,85 @@ def test_a_rerun_chunk_inserts_nothing_and_the_last_one_publishes(
     with services.store.read() as session:
         assert session.scalar(select(func.count()).select_from(ParseChunk)) == 0
     services.store.dispose()
+
+
+# Holds every COPY into ``records`` at its end, inside the chunk's open transaction, while the
+# gate table has a row: the rows are written but not committed, the worst moment to crash.
+_HOLD_LOADS = """
+CREATE TABLE test_parse_gate (closed boolean);
+INSERT INTO test_parse_gate VALUES (true);
+CREATE FUNCTION test_hold_load() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    WHILE EXISTS (SELECT 1 FROM test_parse_gate) LOOP
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER test_hold_load AFTER INSERT ON records
+    FOR EACH STATEMENT EXECUTE FUNCTION test_hold_load();
+"""
+
+
+def _held_loads(pg_url: str) -> int:
+    """Chunk transactions waiting at the gate with their rows inserted."""
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event = 'PgSleep' AND query LIKE 'COPY records%'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _doing_parse_chunks(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'parse_chunk' AND status = 'doing'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _batch_rows(pg_url: str, batch_uuid: str) -> tuple[int, int]:
+    """(records, distinct seqs) of one batch."""
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT seq) FROM records r"
+            " JOIN batches b ON b.pk = r.batch_pk WHERE b.uuid = %s",
+            (batch_uuid,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_worker_killed_mid_parse_chunk_is_taken_over_without_doubled_rows(
+    make_cluster: object, make_server: object, pg_url: str
+) -> None:
+    cluster: Cluster = make_cluster(APEXVERIFY_PARSE_CHUNK_BYTES=str(CHUNK_BYTES))  # type: ignore[operator]
+    server = cluster.add_server()  # migrates: the records table exists from here on
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(_HOLD_LOADS)
+    victim = cluster.add_worker(concurrency=2)
+    api = Api(server.base_url, server.create_account(sandbox=True)[0])
+    content = _contacts(12_000)
+    batch_uuid = api.new_batch(content)
+
+    # Kill -9 the worker while both its chunk jobs hold inserted, uncommitted rows.
+    deadline = time.monotonic() + 30
+    while _held_loads(pg_url) < 2:
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.05)
+    victim.kill()
+    assert _doing_parse_chunks(pg_url) == 2
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM test_parse_gate")
+    # The orphaned transactions end when their backends find the client gone: rolled back.
+    cluster.add_worker(concurrency=2)
+    cluster.add_worker(concurrency=2)
+
+    api.wait_for(batch_uuid, "ready_for_verification", timeout=45)
+    assert _figures(api, batch_uuid) == _reference(make_server, content), cluster.logs()
+    lines = sum(1 for line in content.splitlines() if line.strip())
+    assert _batch_rows(pg_url, batch_uuid) == (lines, lines)
+    # The victim's chunks were re-run through stalled-job recovery (while they stayed
+    # "doing", the sweeper saw an active job and left the batch alone).
+    assert "retried" in "".join(w.log_tail(400) for w in cluster.workers[1:]), cluster.logs()
