@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -409,3 +410,97 @@ async def test_greylisting_and_refused_sessions_are_reported_too() -> None:
         await verifier.verify_many([VerifyItem(f"alice@{d.greylist}")], VerifyContext())
         await verifier.aclose()
         assert ("rcpt", 451) in seen
+
+
+async def _observed(lab: Any, address: str) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+    verifier = EmailVerifier(
+        lab.settings(), on_reply=lambda stage, code: seen.append((stage, code))
+    )
+    await verifier.verify_many([VerifyItem(address)], VerifyContext())
+    await verifier.aclose()
+    return seen
+
+
+async def test_starttls_replies_are_reported_even_when_the_handshake_breaks() -> None:
+    async with email_lab() as lab:
+        d = lab.domains
+        after_ehlo = [("mail", 250), ("rcpt", 550), ("rcpt", 250), ("rset", 250), ("quit", 221)]
+        # EHLO is sent again once encrypted: extensions may change.
+        assert await _observed(lab, f"alice@{d.tls}") == [
+            ("greeting", 220),
+            ("ehlo", 250),
+            ("starttls", 220),
+            ("ehlo", 250),
+            *after_ehlo,
+        ]
+        # 220 to STARTTLS, then garbage instead of a TLS handshake: that 220 was received and
+        # is counted; the engine starts over in plain text on a second connection.
+        assert await _observed(lab, f"alice@{d.badtls}") == [
+            ("greeting", 220),
+            ("ehlo", 250),
+            ("starttls", 220),
+            ("greeting", 220),
+            ("ehlo", 250),
+            *after_ehlo,
+        ]
+        assert await _observed(lab, f"alice@{d.banner}") == [("greeting", 554)]
+
+
+@asynccontextmanager
+async def _scripted_smtp(answers: dict[str, bytes]) -> AsyncIterator[int]:
+    """A pre-ESMTP server answering each verb from ``answers``: the port it listens on."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 old.lab ready\r\n")
+        while line := await reader.readline():
+            verb = line[:4].decode().upper()
+            writer.write(answers.get(verb, b"502 5.5.2 not implemented") + b"\r\n")
+            await writer.drain()
+            if verb == "QUIT":
+                break
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_helo_fallback_and_odd_quit_replies_are_reported() -> None:
+    answers = {
+        "EHLO": b"500 5.5.1 EHLO? never heard of it",
+        "HELO": b"250 old.lab",
+        "MAIL": b"250 ok",
+        "RCPT": b"550 5.1.1 no such user",
+        "RSET": b"250 ok",
+        "QUIT": b"250 bye",  # not the 221 RFC 5321 asks for
+    }
+    seen: list[tuple[str, int]] = []
+    async with _scripted_smtp(answers) as port:
+        config = ProbeConfig(
+            port=port,
+            timeout=2.0,
+            helo_name="probe.lab-example.com",
+            mail_from="probe@lab-example.com",
+            on_reply=lambda stage, code: seen.append((stage, code)),
+        )
+        result = await run_session(Target("old.lab", "127.0.0.1"), ["zed@old.lab"], config)
+        assert result.failure is None
+        assert seen == [
+            ("greeting", 220),
+            ("ehlo", 500),
+            ("helo", 250),
+            ("mail", 250),
+            ("rcpt", 550),
+            ("rset", 250),
+            ("quit", 250),
+        ]
+        seen.clear()
+        async with _scripted_smtp({**answers, "HELO": b"554 5.7.1 go away"}) as refusing:
+            config = dataclasses.replace(config, port=refusing)
+            refused = await run_session(Target("old.lab", "127.0.0.1"), ["zed@old.lab"], config)
+        assert not refused.answers
+        assert seen[:3] == [("greeting", 220), ("ehlo", 500), ("helo", 554)]

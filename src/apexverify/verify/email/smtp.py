@@ -116,7 +116,11 @@ async def _hello(client: aiosmtplib.SMTP, on_reply: ReplyObserver) -> aiosmtplib
         on_reply("ehlo", exc.code)
         if not client.is_connected:
             raise
-        response = await client.helo()  # a pre-ESMTP server: no extensions, still probe-able
+        try:  # a pre-ESMTP server: no extensions, still probe-able
+            response = await client.helo()
+        except aiosmtplib.SMTPHeloError as exc:
+            on_reply("helo", exc.code)
+            raise
         on_reply("helo", response.code)
         return response
     on_reply("ehlo", response.code)
@@ -165,16 +169,11 @@ class ProbeConnection:
             if try_tls and self.client.supports_extension("starttls"):
                 stage = "starttls"
                 try:
-                    started = await self.client.starttls(
-                        server_hostname=self.target.host, tls_context=_TLS
-                    )
-                    self.config.on_reply("starttls", started.code)
+                    await self._starttls()
                     # extensions may change once encrypted
                     await _hello(self.client, self.config.on_reply)
                     self.tls = "ok"
                 except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
-                    if isinstance(exc, aiosmtplib.SMTPResponseException):
-                        self.config.on_reply("starttls", exc.code)
                     # A broken TLS stack on the MX is no evidence about mailboxes: start over
                     # in plain text on a new connection.
                     self.close()
@@ -199,6 +198,24 @@ class ProbeConnection:
             result.failure_detail = f"{stage} failed: {exc}"
         self.close()
         return False
+
+    async def _starttls(self) -> None:
+        """STARTTLS, telling the observer of the server's answer: a refusal (not 220), or a
+        220 followed by a failed TLS handshake (aiosmtplib then raises no SMTP response)."""
+        assert self.client is not None
+        try:
+            started = await self.client.starttls(server_hostname=self.target.host, tls_context=_TLS)
+        except aiosmtplib.SMTPResponseException as exc:
+            self.config.on_reply("starttls", exc.code)
+            raise
+        except ssl.SSLError:  # the handshake only starts after the server's 220
+            self.config.on_reply("starttls", 220)
+            raise
+        except aiosmtplib.SMTPTimeoutError as exc:
+            if not isinstance(exc, aiosmtplib.SMTPReadTimeoutError):  # handshake timed out
+                self.config.on_reply("starttls", 220)
+            raise
+        self.config.on_reply("starttls", started.code)
 
     async def transact(
         self,
@@ -258,7 +275,11 @@ class ProbeConnection:
         client = self.client
         if client is not None and client.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                response = await client.quit()
+                try:
+                    response = await client.quit()
+                except aiosmtplib.SMTPResponseException as exc:  # not 221
+                    self.config.on_reply("quit", exc.code)
+                    raise
                 self.config.on_reply("quit", response.code)
         self.close()
 
