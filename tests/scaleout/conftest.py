@@ -68,9 +68,9 @@ class Cluster:
         self.servers.append(server)
         return server
 
-    def add_worker(self, concurrency: int = 2) -> LiveWorker:
+    def add_worker(self, concurrency: int = 2, *extra_args: str) -> LiveWorker:
         name = f"worker{len(self.workers)}"
-        worker = start_worker(self.root / name, self.env, concurrency, name)
+        worker = start_worker(self.root / name, self.env, concurrency, name, extra_args)
         self.workers.append(worker)
         return worker
 

@@ -146,12 +146,13 @@ class LiveWorker(_Managed):
     env: dict[str, str]
     concurrency: int = 2
     name: str = "worker"
+    extra_args: tuple[str, ...] = ()  # e.g. ("--metrics-port", "9100")
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveWorker:
         log = (self.data_dir / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(
-            [str(BIN), "worker", "--concurrency", str(self.concurrency)],
+            [str(BIN), "worker", "--concurrency", str(self.concurrency), *self.extra_args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -165,8 +166,18 @@ class LiveWorker(_Managed):
 
 
 def start_worker(
-    data_dir: Path, env: dict[str, str], concurrency: int = 2, name: str = "worker"
+    data_dir: Path,
+    env: dict[str, str],
+    concurrency: int = 2,
+    name: str = "worker",
+    extra_args: tuple[str, ...] = (),
 ) -> LiveWorker:
     """Start a worker with the same environment (database, storage) as a server."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    return LiveWorker(data_dir=data_dir, env=dict(env), concurrency=concurrency, name=name).start()
+    return LiveWorker(
+        data_dir=data_dir,
+        env=dict(env),
+        concurrency=concurrency,
+        name=name,
+        extra_args=extra_args,
+    ).start()
