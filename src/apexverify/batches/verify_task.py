@@ -74,16 +74,10 @@ async def verify_batch(services: Services, batch_uuid: str) -> None:
     run = await _prepare(services, batch_uuid, build_verifier)
     if run is None:
         return
-    batch, verifier, context, feeds_global = (
-        run.batch,
-        run.verifier,
-        run.context,
-        run.feeds_global,
-    )
     try:
-        await _verify_all(services, batch, verifier, context, feeds_global)
+        await _verify_all(services, run.batch, run.verifier, run.context, run.feeds_global)
     finally:
-        await verifier.aclose()
+        await run.verifier.aclose()
     await asyncio.to_thread(finalize, services, batch_uuid)
 
 
@@ -98,12 +92,7 @@ async def verify_range(services: Services, batch_uuid: str, first_seq: int, last
     run = await _prepare(services, batch_uuid, build_shared_verifier)
     if run is None:
         return
-    batch, verifier, context, feeds_global = (
-        run.batch,
-        run.verifier,
-        run.context,
-        run.feeds_global,
-    )
+    batch, verifier, context = run.batch, run.verifier, run.context
     size = services.settings.verify_chunk_size
     cursor = first_seq - 1
     try:
@@ -113,7 +102,7 @@ async def verify_range(services: Services, batch_uuid: str, first_seq: int, last
                 return
             items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
             outcomes = await verifier.verify_many(items, context)
-            await asyncio.to_thread(_store, services, batch, chunk, outcomes, feeds_global)
+            await asyncio.to_thread(_store, services, batch, chunk, outcomes, run.feeds_global)
             cursor = chunk[-1].seq
     finally:
         await verifier.aclose()
