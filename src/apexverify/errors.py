@@ -69,3 +69,13 @@ class RateLimited(ApexError):
     def __init__(self, retry_after: int) -> None:
         super().__init__()
         self.retry_after = retry_after
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or invalid. Raised at start-up (``serve``, ``worker``, the CLI),
+    before anything can be launched or debited; the message names the ``APEXVERIFY_*``
+    variable to fix."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
