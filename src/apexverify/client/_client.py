@@ -9,17 +9,30 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from ._errors import RateLimited, TransportError, error_for
 from ._models import BatchPage, BatchStatus, BatchSummary, Credits, Upload
 
+if TYPE_CHECKING:
+    from ._workflow import VerifyResult
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Idempotent methods are retried on connection errors; uploads and launches are not (a lost
 # answer may hide a success), but every method honours 429 Retry-After (nothing happened).
 _IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE", "HEAD"})
+
+T = TypeVar("T")
+
+
+class _ClientOptions(TypedDict, total=False):
+    """The keyword options both clients accept (see :class:`_Base` for the defaults)."""
+
+    timeout: float
+    max_retries: int
+    max_rate_limit_wait: float
 
 
 class _Base:
@@ -49,74 +62,73 @@ class _Base:
         except ValueError:
             return {"message": response.text[:200]}
 
-    def _outcome(self, response: httpx.Response) -> tuple[Any, float | None]:
-        """(body, None) on success; (error, wait) when the call may be retried after wait."""
+    def _outcome(self, response: httpx.Response) -> RateLimited | None:
+        """None on success; the 429 error when the call may be retried after its
+        ``retry_after``; any other error is raised."""
         if response.status_code < 400:
-            return response, None
+            return None
         body = self._decode(response)
         retry_after = float(response.headers.get("Retry-After", "1") or 1)
         error = error_for(response.status_code, body, retry_after)
         if isinstance(error, RateLimited):
-            return error, retry_after
+            return error
         raise error
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return min(0.5 * 2**attempt, 8.0)
+        # 0.5, 1, 2, 4, then 8 s (a float power would overflow for a huge max_retries)
+        return 8.0 if attempt >= 4 else 0.5 * 2.0**attempt
 
-    # Each endpoint is described once: (method, path, request kwargs, parser of the JSON).
+    # Each endpoint is described once: (method, path, request kwargs, response parser).
     def _ep_configure(
         self, batch_uuid: str, type: str, target_country: str, params: dict[str, Any]
-    ) -> _Call:
+    ) -> _Call[None]:
         body = {"type": type, "target_country": target_country, **params}
-        return _Call("PUT", f"/v1/batch/{batch_uuid}", {"json": body}, _ignore)
+        return _Call("PUT", f"/v1/batch/{batch_uuid}", {"json": body}, _json(_ignore))
 
-    def _ep_parse(self, batch_uuid: str) -> _Call:
-        return _Call("PATCH", f"/v1/batch/{batch_uuid}", {}, _ignore)
+    def _ep_parse(self, batch_uuid: str) -> _Call[None]:
+        return _Call("PATCH", f"/v1/batch/{batch_uuid}", {}, _json(_ignore))
 
-    def _ep_details(self, batch_uuid: str) -> _Call:
-        return _Call("GET", f"/v1/batch/{batch_uuid}/details", {}, dict)
+    def _ep_details(self, batch_uuid: str) -> _Call[dict[str, Any]]:
+        return _Call("GET", f"/v1/batch/{batch_uuid}/details", {}, _json(_object))
 
-    def _ep_launch(self, batch_uuid: str) -> _Call:
-        return _Call("POST", f"/v1/batch/{batch_uuid}", {}, lambda b: str(b["status"]))
+    def _ep_launch(self, batch_uuid: str) -> _Call[str]:
+        return _Call("POST", f"/v1/batch/{batch_uuid}", {}, _json(lambda b: str(b["status"])))
 
-    def _ep_status(self, batch_uuid: str) -> _Call:
-        return _Call("GET", f"/v1/batch/{batch_uuid}", {}, BatchStatus.parse)
+    def _ep_status(self, batch_uuid: str) -> _Call[BatchStatus]:
+        return _Call("GET", f"/v1/batch/{batch_uuid}", {}, _json(BatchStatus.parse))
 
     def _ep_export(
         self, batch_uuid: str, format: str, include_details: bool, include_statistics: bool
-    ) -> _Call:
+    ) -> _Call[bytes]:
         params = {
             "format": format,
             "include_details": str(include_details).lower(),
             "include_statistics": str(include_statistics).lower(),
         }
-        return _Call("GET", f"/v1/batch/{batch_uuid}/export", {"params": params}, None)
+        return _Call("GET", f"/v1/batch/{batch_uuid}/export", {"params": params}, _content)
 
     def _ep_list(
         self, offset: int, limit: int, created_after: str | None, created_before: str | None
-    ) -> _Call:
+    ) -> _Call[BatchPage]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if created_after:
             params["created_after"] = created_after
         if created_before:
             params["created_before"] = created_before
-        return _Call("GET", "/v1/batch", {"params": params}, _page)
+        return _Call("GET", "/v1/batch", {"params": params}, _json(_page))
 
-    def _ep_delete(self, batch_uuid: str) -> _Call:
-        return _Call("DELETE", f"/v1/batch/{batch_uuid}", {}, _ignore)
+    def _ep_delete(self, batch_uuid: str) -> _Call[None]:
+        return _Call("DELETE", f"/v1/batch/{batch_uuid}", {}, _json(_ignore))
 
-    def _ep_credits(self) -> _Call:
-        return _Call(
-            "GET",
-            "/v1/account/credits",
-            {},
-            lambda b: Credits(float(b["email_credit"]), float(b["phone_credit"])),
-        )
+    def _ep_credits(self) -> _Call[Credits]:
+        return _Call("GET", "/v1/account/credits", {}, _json(_credits))
 
-    def _ep_unit(self, value: str, type: str, target_country: str, params: dict[str, Any]) -> _Call:
+    def _ep_unit(
+        self, value: str, type: str, target_country: str, params: dict[str, Any]
+    ) -> _Call[dict[str, Any]]:
         body = {"type": type, "unit": value, "target_country": target_country, **params}
-        return _Call("POST", "/v1/unit", {"json": body}, dict)
+        return _Call("POST", "/v1/unit", {"json": body}, _json(_object))
 
     @staticmethod
     def _upload_form(
@@ -131,8 +143,13 @@ class _Base:
 class Client(_Base):
     """Blocking client. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None, **kw: Any):
-        super().__init__(api_key, base_url, **kw)
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        **options: Unpack[_ClientOptions],
+    ) -> None:
+        super().__init__(api_key, base_url, **options)
         self._http = httpx.Client(
             base_url=self.base_url, headers=self._headers, timeout=self.timeout
         )
@@ -157,17 +174,17 @@ class Client(_Base):
                 time.sleep(self._backoff(attempt))
                 attempt += 1
                 continue
-            result, wait = self._outcome(response)
-            if wait is None:
-                return result  # type: ignore[no-any-return]
+            limited = self._outcome(response)
+            if limited is None:
+                return response
+            wait = limited.retry_after
             if waited + wait > self.max_rate_limit_wait:
-                raise result
+                raise limited
             time.sleep(wait)
             waited += wait
 
-    def _call(self, call: _Call) -> Any:
-        response = self.request(call.method, call.path, **call.kwargs)
-        return response.content if call.parse is None else call.parse(response.json())
+    def _call(self, call: _Call[T]) -> T:
+        return call.parse(self.request(call.method, call.path, **call.kwargs))
 
     # Endpoints ---------------------------------------------------------------------------
     def upload(
@@ -197,13 +214,13 @@ class Client(_Base):
         self._call(self._ep_parse(batch_uuid))
 
     def details(self, batch_uuid: str) -> dict[str, Any]:
-        return self._call(self._ep_details(batch_uuid))  # type: ignore[no-any-return]
+        return self._call(self._ep_details(batch_uuid))
 
     def launch(self, batch_uuid: str) -> str:
-        return self._call(self._ep_launch(batch_uuid))  # type: ignore[no-any-return]
+        return self._call(self._ep_launch(batch_uuid))
 
     def status(self, batch_uuid: str) -> BatchStatus:
-        return self._call(self._ep_status(batch_uuid))  # type: ignore[no-any-return]
+        return self._call(self._ep_status(batch_uuid))
 
     def export(
         self,
@@ -214,7 +231,7 @@ class Client(_Base):
         include_statistics: bool = True,
     ) -> bytes:
         call = self._ep_export(batch_uuid, format, include_details, include_statistics)
-        return self._call(call)  # type: ignore[no-any-return]
+        return self._call(call)
 
     def list_batches(
         self,
@@ -225,23 +242,23 @@ class Client(_Base):
         created_before: str | None = None,
     ) -> BatchPage:
         call = self._ep_list(offset, limit, created_after, created_before)
-        return self._call(call)  # type: ignore[no-any-return]
+        return self._call(call)
 
     def delete(self, batch_uuid: str) -> None:
         self._call(self._ep_delete(batch_uuid))
 
     def credits(self) -> Credits:
-        return self._call(self._ep_credits())  # type: ignore[no-any-return]
+        return self._call(self._ep_credits())
 
     def unit(
         self, value: str, *, type: str, target_country: str = "US", **params: Any
     ) -> dict[str, Any]:
         call = self._ep_unit(value, type, target_country, params)
-        return self._call(call)  # type: ignore[no-any-return]
+        return self._call(call)
 
-    def verify_file(self, path: str | Path | None = None, **kwargs: Any) -> Any:
+    def verify_file(self, path: str | Path | None = None, **kwargs: Any) -> VerifyResult:
         """Upload, configure, parse, confirm the cost, launch, poll, export: see
-        :func:`apexverify.client.workflow.verify_file`."""
+        :func:`apexverify.client.verify_file`."""
         from ._workflow import verify_file
 
         return verify_file(self, path, **kwargs)
@@ -250,8 +267,13 @@ class Client(_Base):
 class AsyncClient(_Base):
     """Asyncio client with the same endpoints (``await client.status(uuid)``)."""
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None, **kw: Any):
-        super().__init__(api_key, base_url, **kw)
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        **options: Unpack[_ClientOptions],
+    ) -> None:
+        super().__init__(api_key, base_url, **options)
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, timeout=self.timeout
         )
@@ -276,17 +298,17 @@ class AsyncClient(_Base):
                 await asyncio.sleep(self._backoff(attempt))
                 attempt += 1
                 continue
-            result, wait = self._outcome(response)
-            if wait is None:
-                return result  # type: ignore[no-any-return]
+            limited = self._outcome(response)
+            if limited is None:
+                return response
+            wait = limited.retry_after
             if waited + wait > self.max_rate_limit_wait:
-                raise result
+                raise limited
             await asyncio.sleep(wait)
             waited += wait
 
-    async def _call(self, call: _Call) -> Any:
-        response = await self.request(call.method, call.path, **call.kwargs)
-        return response.content if call.parse is None else call.parse(response.json())
+    async def _call(self, call: _Call[T]) -> T:
+        return call.parse(await self.request(call.method, call.path, **call.kwargs))
 
     async def upload(
         self,
@@ -315,13 +337,13 @@ class AsyncClient(_Base):
         await self._call(self._ep_parse(batch_uuid))
 
     async def details(self, batch_uuid: str) -> dict[str, Any]:
-        return await self._call(self._ep_details(batch_uuid))  # type: ignore[no-any-return]
+        return await self._call(self._ep_details(batch_uuid))
 
     async def launch(self, batch_uuid: str) -> str:
-        return await self._call(self._ep_launch(batch_uuid))  # type: ignore[no-any-return]
+        return await self._call(self._ep_launch(batch_uuid))
 
     async def status(self, batch_uuid: str) -> BatchStatus:
-        return await self._call(self._ep_status(batch_uuid))  # type: ignore[no-any-return]
+        return await self._call(self._ep_status(batch_uuid))
 
     async def export(
         self,
@@ -332,7 +354,7 @@ class AsyncClient(_Base):
         include_statistics: bool = True,
     ) -> bytes:
         call = self._ep_export(batch_uuid, format, include_details, include_statistics)
-        return await self._call(call)  # type: ignore[no-any-return]
+        return await self._call(call)
 
     async def list_batches(
         self,
@@ -343,19 +365,19 @@ class AsyncClient(_Base):
         created_before: str | None = None,
     ) -> BatchPage:
         call = self._ep_list(offset, limit, created_after, created_before)
-        return await self._call(call)  # type: ignore[no-any-return]
+        return await self._call(call)
 
     async def delete(self, batch_uuid: str) -> None:
         await self._call(self._ep_delete(batch_uuid))
 
     async def credits(self) -> Credits:
-        return await self._call(self._ep_credits())  # type: ignore[no-any-return]
+        return await self._call(self._ep_credits())
 
     async def unit(
         self, value: str, *, type: str, target_country: str = "US", **params: Any
     ) -> dict[str, Any]:
         call = self._ep_unit(value, type, target_country, params)
-        return await self._call(call)  # type: ignore[no-any-return]
+        return await self._call(call)
 
 
 def _form(params: Mapping[str, Any]) -> dict[str, str]:
@@ -366,8 +388,29 @@ def _form(params: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _json(parse: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
+    """A response parser that applies ``parse`` to the decoded JSON body."""
+
+    def parse_response(response: httpx.Response) -> T:
+        return parse(response.json())
+
+    return parse_response
+
+
+def _content(response: httpx.Response) -> bytes:
+    return response.content
+
+
 def _ignore(_body: Any) -> None:
     return None
+
+
+def _object(body: Any) -> dict[str, Any]:
+    return dict(body)
+
+
+def _credits(body: dict[str, Any]) -> Credits:
+    return Credits(float(body["email_credit"]), float(body["phone_credit"]))
 
 
 def _page(body: dict[str, Any]) -> BatchPage:
@@ -380,8 +423,11 @@ def _page(body: dict[str, Any]) -> BatchPage:
 
 
 @dataclass(frozen=True)
-class _Call:
+class _Call(Generic[T]):
+    """One request and the parser of its response (JSON for most endpoints, the raw bytes
+    for exports), so each endpoint's result type is known to both clients."""
+
     method: str
     path: str
     kwargs: dict[str, Any]
-    parse: Callable[[Any], Any] | None  # None: the raw bytes (exports)
+    parse: Callable[[httpx.Response], T]

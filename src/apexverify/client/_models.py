@@ -37,8 +37,8 @@ class Cost:
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Cost:
-        def pick(suffix: str) -> Any:
-            return next(v for k, v in data.items() if k.endswith(suffix))
+        def pick(suffix: str) -> int:
+            return int(next(v for k, v in data.items() if k.endswith(suffix)))
 
         return cls(
             _total(data), _net(data), pick("cache_account_return"), pick("cache_global_return")

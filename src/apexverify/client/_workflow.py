@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ class VerifyResult:
     outputs: list[Path] = field(default_factory=list)
 
 
-def poll_delays(initial: float, cap: float = 60.0) -> Any:
+def poll_delays(initial: float, cap: float = 60.0) -> Iterator[float]:
     """The guide's advice: start small, double each cycle, cap at 60 s."""
     delay = initial
     while True:
