@@ -9,8 +9,9 @@
     ├── Unauthorized (401)
     ├── InsufficientCredits (402)
     ├── NotFound (404)
-    ├── PayloadTooLarge (413)
-    └── RateLimited (429, ``retry_after`` seconds)
+    └── PayloadTooLarge (413)
+
+    ConfigurationError (a ValueError: a setting is wrong; raised at start-up)
 """
 
 from __future__ import annotations
@@ -60,15 +61,6 @@ class NotFound(ApexError):
 class PayloadTooLarge(ApexError):
     status_code = 413
     default_message = "The uploaded file is larger than this server accepts."
-
-
-class RateLimited(ApexError):
-    status_code = 429
-    default_message = "Too Many Requests"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = retry_after
 
 
 class ConfigurationError(ValueError):

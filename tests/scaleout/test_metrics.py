@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from apexverify.jobs.metrics import count_result, count_smtp_reply
+from apexverify.metrics import count_result, count_smtp_reply
 
 
 def _value(name: str, labels: dict[str, str]) -> float:

@@ -73,14 +73,26 @@ def revoke_key(session: Session, account_id: str, key_id: str) -> None:
         raise NotFound("No active API key with that id.")
 
 
-def authenticate(session: Session, plaintext: str) -> tuple[Account, ApiKey] | None:
+def _active_key(session: Session, condition: Any) -> tuple[Account, ApiKey] | None:
+    """The account and the unrevoked key matching ``condition``: the one join behind API-key
+    authentication and dashboard sessions."""
     stmt = (
         select(Account, ApiKey)
         .join(ApiKey, ApiKey.account_id == Account.id)
-        .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))
+        .where(condition, ApiKey.revoked_at.is_(None))
     )
     row = session.execute(stmt).first()
     return (row[0], row[1]) if row else None
+
+
+def authenticate(session: Session, plaintext: str) -> tuple[Account, ApiKey] | None:
+    """The account of an API key, or None when the key is unknown or revoked."""
+    return _active_key(session, ApiKey.key_hash == hash_key(plaintext))
+
+
+def active_key(session: Session, key_id: str) -> tuple[Account, ApiKey] | None:
+    """The account of a key id, or None when the key is unknown or revoked."""
+    return _active_key(session, ApiKey.id == key_id)
 
 
 def get_account(session: Session, account_id: str) -> Account:

@@ -1,27 +1,23 @@
-"""Request dependencies: the service bundle and the authenticated account."""
+"""The API's own request dependency: the account behind the ``X-API-Key`` header."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from ..accounts import service as accounts
-from ..batches.context import Services
 from ..errors import Unauthorized
 from ..store.models import Account
+from ..web.deps import Svc
 
 # One header name serves both spellings: HTTP header names are case-insensitive.
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
 def current_account(
-    request: Request,
-    api_key: str | None = Depends(api_key_header),
-    services: Services = Depends(get_services),
+    request: Request, services: Svc, api_key: str | None = Depends(api_key_header)
 ) -> Account:
     if not api_key:
         raise Unauthorized()
@@ -31,3 +27,6 @@ def current_account(
         raise Unauthorized()
     request.state.api_key_id = found[1].id
     return found[0]
+
+
+Auth = Annotated[Account, Depends(current_account)]

@@ -1,19 +1,25 @@
-"""What the batch functions need from the running service."""
+"""What the batches feature needs from the running service: built once by the composition
+root (``apexverify/composition.py``) for the API, the dashboard, the worker, the CLI and the
+tests, which may hand in fakes of the same interfaces."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..jobs.base import JobRunner
+from ..jobs.base import JobQueue
 from ..settings import Settings
 from ..storage import UploadStorage
 from ..store.db import Store
+from ..verify.base import VerifierFactory
+from .retry import RetryPolicy
 
 
 @dataclass
 class Services:
     settings: Settings
     store: Store
-    jobs: JobRunner
+    queue: JobQueue
     secret: bytes
     storage: UploadStorage
+    engines: VerifierFactory
+    retry: RetryPolicy = field(default_factory=RetryPolicy)

@@ -1,4 +1,7 @@
-"""Export of a finished batch as JSON (streamed) or XLSX (written to a temporary file)."""
+"""Export of a finished batch as JSON (streamed) or XLSX (written to a temporary file): the
+one export use case of the API and the dashboard. The rows are read in their own read
+transaction, paged over the (batch, seq) key, because a download outlives its request's
+unit of work."""
 
 from __future__ import annotations
 
@@ -7,19 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ..errors import NotExportable
 from ..export.json_export import stream_json
 from ..export.xlsx_export import write_xlsx
-from ..store import records
 from ..store.models import Batch
 from . import states
 from .context import Services
-from .service import load_batch
+from .repository import records
+from .service import get_batch
 from .views import found_content, found_cost, iso
 
 
-def exportable(services: Services, account_id: str, batch_uuid: str) -> Batch:
-    batch = load_batch(services, account_id, batch_uuid)
+def exportable(session: Session, account_id: str, batch_uuid: str) -> Batch:
+    batch = get_batch(session, account_id, batch_uuid)
     if batch.status != states.DONE:
         raise NotExportable(
             f"The batch is {batch.status}; export is available once it is verification_done."

@@ -1,7 +1,7 @@
 """Streaming classification of an uploaded file into rows.
 
 Lines are read lazily and classified in chunks; nothing holds the whole file. Deduplication
-happens afterwards in SQL (``store/records.py``), so memory does not grow with the file.
+happens afterwards in SQL (``repository/records.py``), so memory does not grow with the file.
 Phone parsing is CPU-heavy (libphonenumber), so large phone files are classified in a process
 pool over all cores.
 """
@@ -13,14 +13,12 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
 from ..verify.base import syntax_error_result
-from ..verify.email.syntax import normalize_email
-from ..verify.phone.numbering import normalize_phone
 from .hashing import value_key
+from .values import normalizer
 
 RANGE_BYTES = 1 << 20  # about 30,000 email lines per chunk
 POOL_THRESHOLD_BYTES = 1_000_000
@@ -81,10 +79,7 @@ def iter_chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
 
 
 def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
-    if spec.record_type == "email":
-        normalize = normalize_email
-    else:
-        normalize = partial(normalize_phone, region=spec.target_country)
+    normalize = normalizer(spec.record_type, spec.target_country)
     wrong_json = json.dumps(syntax_error_result(spec.record_type).to_dict())  # type: ignore[arg-type]
     secret, keep_wrong = spec.secret, spec.keep_wrong
     rows: list[Row] = []

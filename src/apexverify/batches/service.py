@@ -1,8 +1,9 @@
-"""Batch lifecycle operations called by the API, the dashboard and the CLI.
+"""Batch use cases called by the API, the dashboard and the CLI.
 
-Each function runs one write transaction and defers its background work as part of it
-(``JobRunner.defer_with``): a job exists if and only if the state change that calls for it
-committed.
+Each takes the caller's unit of work (``session``: the edge owns the transaction and commits
+it) and never commits. Background work is deferred as part of that transaction
+(``JobQueue.defer_with``) and file deletions run after its commit, so a job or a deleted file
+exists if and only if the state change that calls for it committed.
 """
 
 from __future__ import annotations
@@ -12,25 +13,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..accounts import service as accounts
 from ..errors import BadRequest, BatchLocked, InsufficientCredits, NotFound
-from ..store.models import Account, Batch, utcnow
-from . import states
+from ..store.db import on_commit, on_rollback
+from ..store.models import Batch, utcnow
+from . import policy, states
 from .context import Services
 from .params import BatchParameters
+from .repository import batches as batch_rows
+from .tasks import defer_parse, defer_verify
 
 
 def get_batch(session: Session, account_id: str, batch_uuid: str) -> Batch:
     """The account's batch; another account's batch is indistinguishable from a missing one."""
-    batch = session.scalars(
-        select(Batch).where(Batch.uuid == batch_uuid, Batch.account_id == account_id)
-    ).first()
+    batch = batch_rows.for_account(session, account_id, batch_uuid)
     if batch is None:
         raise NotFound("Batch not found.")
     return batch
+
+
+def new_batch_uuid() -> str:
+    return str(uuid.uuid4())
 
 
 def upload_path(services: Services, batch_uuid: str) -> Path:
@@ -39,6 +44,7 @@ def upload_path(services: Services, batch_uuid: str) -> Path:
 
 def create_batch(
     services: Services,
+    session: Session,
     account_id: str,
     *,
     batch_uuid: str,
@@ -51,6 +57,8 @@ def create_batch(
     """Register an uploaded file; parsing starts at once with the upload's parameters, so a
     client polling before any PATCH sees ``parsing_content`` and then a real figure."""
     locator = services.storage.put(file_path, file_path.name)
+    # No batch row after all: the stored file would be orphaned.
+    on_rollback(session, lambda: services.storage.delete(locator))
     now = utcnow()
     batch = Batch(
         uuid=batch_uuid,
@@ -67,61 +75,57 @@ def create_batch(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with services.store.write() as session:
-            session.add(batch)
-            _defer_parse(services, session, batch_uuid, 1)
-    except BaseException:
-        services.storage.delete(locator)  # no batch row: the stored file would be orphaned
-        raise
+    session.add(batch)
+    session.flush()
+    defer_parse(services, session, batch_uuid, 1)
     return batch
 
 
-def new_batch_uuid() -> str:
-    return str(uuid.uuid4())
+def _is_launched(batch: Batch) -> bool:
+    return batch.status in states.LAUNCHED or batch.launched_at is not None
+
+
+def _reparse(services: Services, session: Session, batch: Batch, **values: object) -> None:
+    """PUT/PATCH: a new parse generation (the old figures and cost no longer apply)."""
+    generation = batch.parse_generation + 1
+    states.transition(
+        session,
+        batch,
+        states.BatchStatus(batch.status),
+        states.PARSING,
+        generation=batch.parse_generation,
+        parse_generation=generation,
+        error_message=None,
+        **values,
+    )
+    defer_parse(services, session, batch.uuid, generation)
 
 
 def configure(
-    services: Services, account_id: str, batch_uuid: str, params: BatchParameters
+    services: Services, session: Session, account_id: str, batch_uuid: str, params: BatchParameters
 ) -> None:
-    """PUT: store new parameters and re-parse with them (the old cost no longer applies)."""
-    with services.store.write() as session:
-        batch = get_batch(session, account_id, batch_uuid)
-        if batch.status in states.LAUNCHED:
-            raise BatchLocked()
-        batch.parameters = params.stored()
-        batch.record_type = params.type
-        batch.target_country = params.target_country
-        _defer_parse(services, session, batch_uuid, _restart_parse(batch))
-
-
-def trigger_parse(services: Services, account_id: str, batch_uuid: str) -> None:
-    """PATCH: (re-)parse with the current parameters; refused once launched."""
-    with services.store.write() as session:
-        batch = get_batch(session, account_id, batch_uuid)
-        if batch.status in states.LAUNCHED:
-            raise BatchLocked("The batch has been launched; it can no longer be re-parsed.")
-        if not services.storage.exists(batch.file_path):
-            raise BadRequest("The uploaded file is no longer available.")
-        _defer_parse(services, session, batch_uuid, _restart_parse(batch))
-
-
-def _restart_parse(batch: Batch) -> int:
-    batch.parse_generation += 1
-    batch.status = states.PARSING
-    batch.error_message = None
-    batch.updated_at = utcnow()
-    return batch.parse_generation
-
-
-def _defer_parse(services: Services, session: Session, batch_uuid: str, generation: int) -> None:
-    services.jobs.defer_with(
+    """PUT: store new parameters and re-parse with them."""
+    batch = get_batch(session, account_id, batch_uuid)
+    if _is_launched(batch):
+        raise BatchLocked()
+    _reparse(
+        services,
         session,
-        "parse_batch",
-        lock=f"batch:{batch_uuid}",
-        batch_uuid=batch_uuid,
-        generation=generation,
+        batch,
+        parameters=params.stored(),
+        record_type=params.type,
+        target_country=params.target_country,
     )
+
+
+def trigger_parse(services: Services, session: Session, account_id: str, batch_uuid: str) -> None:
+    """PATCH: (re-)parse with the current parameters; refused once launched."""
+    batch = get_batch(session, account_id, batch_uuid)
+    if _is_launched(batch):
+        raise BatchLocked("The batch has been launched; it can no longer be re-parsed.")
+    if not services.storage.exists(batch.file_path):
+        raise BadRequest("The uploaded file is no longer available.")
+    _reparse(services, session, batch)
 
 
 LAUNCH_ANSWERS = {
@@ -132,45 +136,31 @@ LAUNCH_ANSWERS = {
 }
 
 
-def launch(services: Services, account_id: str, batch_uuid: str) -> str:
+def launch(services: Services, session: Session, account_id: str, batch_uuid: str) -> str:
     """POST: debit the net cost and start verification, atomically.
 
     The status change is a compare-and-set on (status, parse_generation) and the debit is a
-    conditional UPDATE that cannot take a balance below zero; both sit in one transaction with
-    the ledger row, whose unique (batch, kind) forbids a second debit.
+    conditional UPDATE that cannot take a balance below zero; both sit in the caller's
+    transaction with the ledger row, whose unique (batch, kind) forbids a second debit.
     """
-    with services.store.write() as session:
-        batch = get_batch(session, account_id, batch_uuid)
-        if batch.status != states.READY:
-            return LAUNCH_ANSWERS[batch.status]
-        account = session.get(Account, account_id)
-        assert account is not None
-        cost = 0 if account.sandbox else batch.net_cost_milli
-        moved = session.execute(
-            update(Batch)
-            .where(
-                Batch.pk == batch.pk,
-                Batch.status == states.READY,
-                Batch.parse_generation == batch.parse_generation,
-            )
-            .values(
-                status=states.ONGOING,
-                charged_milli=cost,
-                launched_at=utcnow(),
-                updated_at=utcnow(),
-            )
-        ).rowcount
-        if not moved:
-            session.refresh(batch)
-            return LAUNCH_ANSWERS.get(batch.status, "not_ready_for_verification")
-        _debit(session, account_id, batch, cost)
-        services.jobs.defer_with(
-            session, "verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid
+    batch = get_batch(session, account_id, batch_uuid)
+    if batch.status != states.READY:
+        return LAUNCH_ANSWERS[states.BatchStatus(batch.status)]
+    account = accounts.get_account(session, account_id)
+    cost = policy.launch_cost_milli(account, batch.net_cost_milli)
+    try:
+        states.transition(
+            session,
+            batch,
+            states.READY,
+            states.ONGOING,
+            generation=batch.parse_generation,
+            charged_milli=cost,
+            launched_at=utcnow(),
         )
-    return "ok"
-
-
-def _debit(session: Session, account_id: str, batch: Batch, cost: int) -> None:
+    except states.TransitionLost:
+        session.refresh(batch)
+        return LAUNCH_ANSWERS.get(states.BatchStatus(batch.status), "not_ready_for_verification")
     if not accounts.move_credits(
         session,
         account_id,
@@ -180,18 +170,19 @@ def _debit(session: Session, account_id: str, batch: Batch, cost: int) -> None:
         note="batch launch",
         batch_uuid=batch.uuid,
     ):
-        # Raising rolls back the status change too: the batch stays ready_for_verification.
+        # The caller's transaction rolls back: the batch stays ready_for_verification.
         raise InsufficientCredits()
+    defer_verify(services, session, batch.uuid)
+    return "ok"
 
 
-def delete_batch(services: Services, account_id: str, batch_uuid: str) -> None:
-    with services.store.write() as session:
-        batch = get_batch(session, account_id, batch_uuid)
-        if batch.status in states.BUSY:
-            raise BadRequest(f"The batch is {batch.status}; it can be deleted once that ends.")
-        locator = batch.file_path
-        session.delete(batch)  # records go with it (ON DELETE CASCADE)
-    services.storage.delete(locator)
+def delete_batch(services: Services, session: Session, account_id: str, batch_uuid: str) -> None:
+    batch = get_batch(session, account_id, batch_uuid)
+    if batch.status in states.BUSY:
+        raise BadRequest(f"The batch is {batch.status}; it can be deleted once that ends.")
+    locator = batch.file_path
+    session.delete(batch)  # records go with it (ON DELETE CASCADE)
+    on_commit(session, lambda: services.storage.delete(locator))
 
 
 @dataclass(frozen=True)
@@ -201,31 +192,20 @@ class BatchPage:
 
 
 def list_batches(
-    services: Services,
+    session: Session,
     account_id: str,
     *,
     offset: int,
     limit: int,
-    created_after: datetime | None,
-    created_before: datetime | None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> BatchPage:
-    conditions = [Batch.account_id == account_id]
-    if created_after is not None:
-        conditions.append(Batch.created_at >= created_after)
-    if created_before is not None:
-        conditions.append(Batch.created_at <= created_before)
-    with services.store.read() as session:
-        total = session.scalar(select(func.count()).select_from(Batch).where(*conditions)) or 0
-        rows = session.scalars(
-            select(Batch)
-            .where(*conditions)
-            .order_by(Batch.created_at.desc(), Batch.pk.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return BatchPage(list(rows), int(total))
-
-
-def load_batch(services: Services, account_id: str, batch_uuid: str) -> Batch:
-    with services.store.read() as session:
-        return get_batch(session, account_id, batch_uuid)
+    rows, total = batch_rows.page(
+        session,
+        account_id,
+        offset=offset,
+        limit=limit,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    return BatchPage(rows, total)

@@ -1,61 +1,333 @@
-"""Background work of the batches feature, registered on whichever job runner runs."""
+"""Every background task of the batches feature, for both queues (in-process and
+procrastinate): the same bodies, names, locks and retry policy whichever runs them.
+
+    parse_batch(batch_uuid, generation)           parse an upload (a large one, when scaled
+                                                  out: plan parse_chunk jobs)
+    parse_chunk(batch_uuid, generation, ...)      load one byte range; the last one publishes
+    verify_batch(batch_uuid)                      fan out the due rows as verify_chunk jobs,
+                                                  or finalize when none is left
+    verify_chunk(batch_uuid, first_seq, last_seq) verify one range of rows
+    sweep (periodic)                              re-defer the work of every batch that is
+                                                  parsing or verifying with no job (restart,
+                                                  kill -9, a job that gave up)
+
+Each task takes an ``attempt`` number: a failure that may pass re-defers the task with the
+next attempt after ``RetryPolicy.delay``; one that cannot, or the last attempt, ends the
+batch in ``internal_error`` (refunded when launched). Arguments are IDs; each task reloads
+what it needs, so re-running one is always safe.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from ..jobs.base import JobRunner
-from ..store.models import Batch
-from . import states
+from .. import metrics
+from ..jobs.base import JobQueue, Periodic
+from ..verify.base import EngineUnavailable
+from . import parse, parse_chunks, states, verification
 from .context import Services
-from .parse_task import parse_batch
-from .verify_task import verify_batch
+from .repository import batches as batch_rows
+from .repository import records
+from .retry import parse_failure_may_pass, verify_failure_may_pass
+
+log = logging.getLogger(__name__)
+
+PARSE_BATCH = "parse_batch"
+PARSE_CHUNK = "parse_chunk"
+VERIFY_BATCH = "verify_batch"
+VERIFY_CHUNK = "verify_chunk"
+SWEEP_SECONDS = 10.0
+# Parses come before verification chunks: a new upload is not stuck behind a long batch.
+PARSE_PRIORITY, VERIFY_PRIORITY = 10, 0
 
 
-def register(runner: JobRunner, services: Services) -> None:
-    async def parse(batch_uuid: str, generation: int) -> None:
-        await parse_batch(services, batch_uuid, generation)
+def parse_lock(batch_uuid: str) -> str:
+    return f"batch:{batch_uuid}"
 
-    async def verify(batch_uuid: str) -> None:
+
+def verify_lock(batch_uuid: str) -> str:
+    return f"verify:{batch_uuid}"
+
+
+def defer_parse(
+    services: Services,
+    session: Session | None,
+    batch_uuid: str,
+    generation: int,
+    attempt: int = 1,
+    run_at: float | None = None,
+) -> None:
+    """Enqueue a parse, in ``session``'s transaction when given."""
+    _defer(
+        services.queue,
+        session,
+        PARSE_BATCH,
+        {"batch_uuid": batch_uuid, "generation": generation, "attempt": attempt},
+        lock=parse_lock(batch_uuid),
+        priority=PARSE_PRIORITY,
+        run_at=run_at,
+    )
+
+
+def defer_verify(
+    services: Services, session: Session | None, batch_uuid: str, run_at: float | None = None
+) -> None:
+    """Enqueue the fan-out of a batch's due rows; a delayed one (greylisting retries) has a
+    dedupe key of its own, so the running fan-out or chunk does not swallow it."""
+    _defer(
+        services.queue,
+        session,
+        VERIFY_BATCH,
+        {"batch_uuid": batch_uuid},
+        lock=verify_lock(batch_uuid),
+        dedupe_key=f"verify_batch_later:{batch_uuid}" if run_at else None,
+        run_at=run_at,
+        priority=VERIFY_PRIORITY,
+    )
+
+
+def _defer(
+    queue: JobQueue, session: Session | None, task: str, args: dict[str, Any], **options: Any
+) -> None:
+    if session is None:
+        queue.defer(task, args, **options)
+    else:
+        queue.defer_with(session, task, args, **options)
+
+
+# -- parse ---------------------------------------------------------------------------------
+
+
+async def parse_batch(
+    services: Services, batch_uuid: str, generation: int, attempt: int = 1
+) -> None:
+    def work() -> None:
+        batch, _account, _params = parse.current_parse(services, batch_uuid, generation)
+        if services.queue.distributed and parse_chunks.is_large(services, batch):
+            if parse_chunks.plan(
+                services, batch_uuid, generation, _chunk_deferrer(services, batch_uuid, generation)
+            ):
+                parse_chunks.finish(services, batch_uuid, generation)
+        else:
+            parse.parse_whole(services, batch_uuid, generation)
+
+    await _guarded_parse(services, batch_uuid, generation, attempt, work)
+
+
+async def parse_chunk(
+    services: Services,
+    batch_uuid: str,
+    generation: int,
+    first_seq: int,
+    start: int,
+    end: int,
+    attempt: int = 1,
+) -> None:
+    def work() -> None:
+        if parse_chunks.load_range(services, batch_uuid, generation, first_seq, start, end):
+            parse_chunks.finish(services, batch_uuid, generation)
+
+    await _guarded_parse(services, batch_uuid, generation, attempt, work)
+
+
+def _chunk_deferrer(
+    services: Services, batch_uuid: str, generation: int
+) -> parse_chunks.DeferChunk:
+    def defer(session: Session, first_seq: int, start: int, end: int) -> None:
+        args = {
+            "batch_uuid": batch_uuid,
+            "generation": generation,
+            "first_seq": first_seq,
+            "start": start,
+            "end": end,
+        }
+        # Dedupe key without the attempt: a re-plan never doubles a waiting chunk.
+        key = f"{PARSE_CHUNK}:{batch_uuid}:{generation}:{first_seq}"
+        services.queue.defer_with(
+            session, PARSE_CHUNK, {**args, "attempt": 1}, dedupe_key=key, priority=PARSE_PRIORITY
+        )
+
+    return defer
+
+
+async def _guarded_parse(
+    services: Services, batch_uuid: str, generation: int, attempt: int, work: Callable[[], None]
+) -> None:
+    try:
+        await asyncio.to_thread(work)
+    except parse.Superseded:
+        log.info("parse of %s generation %d superseded", batch_uuid, generation)
+    except Exception as exc:
+        again = services.retry.next_run_at(attempt) if parse_failure_may_pass(exc) else None
+        if again is not None:
+            log.warning(
+                "parse of %s failed (%s); attempt %d at +%.0fs",
+                batch_uuid,
+                type(exc).__name__,
+                attempt + 1,
+                services.retry.delay(attempt),
+            )
+            # The whole parse again: a re-planned chunked parse keeps the ranges done.
+            defer_parse(services, None, batch_uuid, generation, attempt + 1, run_at=again)
+            return
+        log.exception("parse of %s failed", batch_uuid)
+        await asyncio.to_thread(
+            parse.fail_parse, services, batch_uuid, generation, type(exc).__name__
+        )
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+async def verify_batch(services: Services, batch_uuid: str) -> None:
+    """Fan out: one verify_chunk job per ``verify_chunk_size`` due rows, enqueued in the
+    transaction that read them; finalize when nothing is left."""
+    step = await asyncio.to_thread(_fan_out, services, batch_uuid)
+    if step == 0:
+        await asyncio.to_thread(verification.finalize, services, batch_uuid)
+    elif step is not None:
+        defer_verify(services, None, batch_uuid, run_at=step)
+
+
+def _fan_out(services: Services, batch_uuid: str) -> float | None:
+    if services.queue.active(VERIFY_CHUNK, batch_uuid=batch_uuid):
+        return None  # chunks still queued or running finish the batch; new ones would repeat them
+    with services.store.write() as session:
+        batch = batch_rows.by_uuid(session, batch_uuid)
+        if batch is None or batch.status != states.ONGOING:
+            return None
+        ranges = records.due_ranges(session, batch.pk, services.settings.verify_chunk_size)
+        for first, last in ranges:
+            services.queue.defer_with(
+                session,
+                VERIFY_CHUNK,
+                {"batch_uuid": batch_uuid, "first_seq": first, "last_seq": last, "attempt": 1},
+                priority=VERIFY_PRIORITY,
+            )
+    if ranges:
+        return None
+    return verification.next_step(services, batch_uuid, None)
+
+
+async def verify_chunk(
+    services: Services, batch_uuid: str, first_seq: int, last_seq: int, attempt: int = 1
+) -> None:
+    run = await asyncio.to_thread(verification.open_run, services, batch_uuid)
+    if run is None:
+        return
+    try:
+        await verification.verify_range(services, run, first_seq, last_seq)
+    except Exception as exc:
+        metrics.CHUNKS.labels("failed").inc()
+        await _chunk_failed(services, batch_uuid, first_seq, last_seq, attempt, exc)
+        return
+    finally:
+        await run.verifier.aclose()
+    metrics.CHUNKS.labels("done").inc()
+    step = await asyncio.to_thread(
+        verification.next_step, services, batch_uuid, (first_seq, last_seq)
+    )
+    if step == 0:
+        await asyncio.to_thread(verification.finalize, services, batch_uuid)
+    elif step is not None:  # rows of this range the engine asked to retry later
+        defer_verify(services, None, batch_uuid, run_at=step)
+
+
+async def _chunk_failed(
+    services: Services, batch_uuid: str, first_seq: int, last_seq: int, attempt: int, exc: Exception
+) -> None:
+    again = services.retry.next_run_at(attempt) if verify_failure_may_pass(exc) else None
+    if again is None:
+        reason = (
+            str(exc)
+            if isinstance(exc, EngineUnavailable)
+            else f"the engine failed {attempt} times ({type(exc).__name__})"
+        )
+        log.error(
+            "verification of %s rows %d-%d: %s",
+            batch_uuid,
+            first_seq,
+            last_seq,
+            reason,
+            exc_info=exc,
+        )
+        await asyncio.to_thread(verification.fail, services, batch_uuid, reason)
+        return
+    log.warning(
+        "verification of %s rows %d-%d failed (%s); attempt %d at +%.0fs",
+        batch_uuid,
+        first_seq,
+        last_seq,
+        type(exc).__name__,
+        attempt + 1,
+        services.retry.delay(attempt),
+    )
+    services.queue.defer(
+        VERIFY_CHUNK,
+        {
+            "batch_uuid": batch_uuid,
+            "first_seq": first_seq,
+            "last_seq": last_seq,
+            "attempt": attempt + 1,
+        },
+        run_at=again,
+        priority=VERIFY_PRIORITY,
+    )
+
+
+# -- sweep ---------------------------------------------------------------------------------
+
+
+def sweep(services: Services) -> int:
+    """Re-defer the work of every batch parsing or verifying with no job waiting or running.
+    Returns how many batches were revived."""
+    with services.store.read() as session:
+        unfinished = batch_rows.with_status(session, states.UNFINISHED)
+    revived = 0
+    for batch_uuid, status, generation in unfinished:
+        if services.queue.active(batch_uuid=batch_uuid):
+            continue
+        if status == states.PARSING:
+            defer_parse(services, None, batch_uuid, generation)
+        else:
+            defer_verify(services, None, batch_uuid)
+        revived += 1
+    if revived:
+        log.info("sweep re-deferred the work of %d batches", revived)
+    return revived
+
+
+def register(services: Services) -> tuple[Periodic, ...]:
+    """Register every task on the services' queue; returns the periodic functions the
+    executing process runs (``JobQueue.start`` / the worker)."""
+    queue = services.queue
+
+    async def run_parse_batch(batch_uuid: str, generation: int, attempt: int = 1) -> None:
+        await parse_batch(services, batch_uuid, generation, attempt)
+
+    async def run_parse_chunk(
+        batch_uuid: str, generation: int, first_seq: int, start: int, end: int, attempt: int = 1
+    ) -> None:
+        await parse_chunk(services, batch_uuid, generation, first_seq, start, end, attempt)
+
+    async def run_verify_batch(batch_uuid: str) -> None:
         await verify_batch(services, batch_uuid)
 
-    if runner.distributed:
-        # Scaled out: large parses and every verification fan out into chunk jobs shared by
-        # every worker.
-        from ..jobs import scaleout_tasks
-        from ..jobs.procrastinate_runner import ProcrastinateRunner
+    async def run_verify_chunk(
+        batch_uuid: str, first_seq: int, last_seq: int, attempt: int = 1
+    ) -> None:
+        await verify_chunk(services, batch_uuid, first_seq, last_seq, attempt)
 
-        assert isinstance(runner, ProcrastinateRunner)
-        scaleout_tasks.register(runner, services)
-    else:
-        runner.register("parse_batch", parse)
-        runner.register("verify_batch", verify)
+    async def run_sweep() -> None:
+        await asyncio.to_thread(sweep, services)
 
-
-async def resume_all(services: Services) -> int:
-    """Re-defer the work of every batch left parsing or verifying (after a restart or a
-    ``kill -9``). Returns how many batches were resumed."""
-
-    def unfinished() -> list[tuple[str, str, int]]:
-        with services.store.read() as session:
-            rows = session.execute(
-                select(Batch.uuid, Batch.status, Batch.parse_generation).where(
-                    Batch.status.in_((states.PARSING, states.ONGOING))
-                )
-            )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    batches = await asyncio.to_thread(unfinished)
-    for batch_uuid, status, generation in batches:
-        if status == states.PARSING:
-            services.jobs.defer(
-                "parse_batch",
-                lock=f"batch:{batch_uuid}",
-                batch_uuid=batch_uuid,
-                generation=generation,
-            )
-        else:
-            services.jobs.defer("verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid)
-    return len(batches)
+    queue.register(PARSE_BATCH, run_parse_batch)
+    queue.register(PARSE_CHUNK, run_parse_chunk)
+    queue.register(VERIFY_BATCH, run_verify_batch)
+    queue.register(VERIFY_CHUNK, run_verify_chunk)
+    return (Periodic("batches sweep", SWEEP_SECONDS, run_sweep),)

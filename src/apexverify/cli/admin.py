@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 from typing import Any
 
 from ..accounts import service as accounts
+from ..composition import build_services, open_store, prepare_database
 from ..settings import Settings
 from ..store.db import Store
-from ..store.migrate import upgrade
 from . import client_commands
 
 
@@ -93,9 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _store() -> Store:
-    store = Store(Settings.from_env().database_url)
-    upgrade(store)
-    return store
+    return open_store(Settings.from_env())
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -105,13 +102,14 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..api.app import create_app
+    from ..app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
+    services = build_services(settings)  # a bad configuration stops here, before serving
     if args.init_demo:
         _init_demo(settings)
-    app = create_app(settings)
+    app = create_app(services=services)
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -123,8 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _init_demo(settings: Settings) -> None:
-    store = Store(settings.database_url)
-    upgrade(store)
+    store = open_store(settings)
     with store.write() as session:
         if accounts.list_accounts(session):
             return
@@ -144,11 +141,9 @@ def _init_demo(settings: Settings) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from ..jobs.select import make_runner, prepare_schema
-
-    store = _store()
-    prepare_schema(make_runner(Settings.from_env(), store), store)
-    store.dispose()
+    services = build_services(Settings.from_env())
+    prepare_database(services)
+    services.store.dispose()
     print("database is at the latest schema")
     return 0
 
@@ -156,26 +151,26 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..api.app import build_services
-    from ..jobs.select import prepare_schema
+    from ..batches import tasks
+    from ..jobs.procrastinate_queue import ProcrastinateQueue
+    from ..jobs.queue_metrics import watch_queue
     from ..jobs.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
     if not settings.is_postgres:
         return fail("apexverify worker needs APEXVERIFY_DATABASE_URL=postgresql://...")
-    services = build_services(dataclasses.replace(settings, job_runner="procrastinate"))
-    upgrade(services.store)
-    prepare_schema(services.jobs, services.store)
+    services = build_services(settings.replace(job_runner="procrastinate"))
+    assert isinstance(services.queue, ProcrastinateQueue)
+    prepare_database(services)
+    periodic = tasks.register(services)
     if args.metrics_port:
         from prometheus_client import start_http_server
-
-        from ..jobs.metrics import watch_queue
 
         watch_queue(services.store)
         start_http_server(args.metrics_port, addr=settings.host)
     try:
-        asyncio.run(run_worker(services, max(1, args.concurrency)))
+        asyncio.run(run_worker(services.queue, max(1, args.concurrency), periodic))
     finally:
         services.store.dispose()
     return 0

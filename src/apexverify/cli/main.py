@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..errors import ApexError
+from ..errors import ApexError, ConfigurationError
 from . import admin, client_commands
 
 
@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApexError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except ConfigurationError as exc:
+        # Before anything was served or launched: the message names the setting to fix.
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -1,22 +1,25 @@
 """The web dashboard served at ``/``: server-rendered pages over the same batch and account
-functions as the v1 API. ``install(app)`` adds its routes, assets and error pages."""
+use cases as the v1 API. Mounted beside the API by ``apexverify/app.py``: ``router`` holds
+its pages, ``install(app)`` adds its assets and its answers to signed-out and CSRF errors."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import account_pages, auth, batch_pages
 from .render import HERE, error_page, owns
 
-__all__ = ["error_page", "install", "owns"]
+__all__ = ["error_page", "install", "owns", "router"]
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(batch_pages.router)
+router.include_router(account_pages.router)
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(auth.router)
-    app.include_router(batch_pages.router)
-    app.include_router(account_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(auth.SignInRequired)

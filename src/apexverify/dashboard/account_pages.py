@@ -3,21 +3,20 @@ and revoke. Revoking the key this browser signed in with signs it out."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..accounts import service as accounts
-from ..api.deps import get_services
 from ..batches.context import Services
 from ..errors import ApexError
+from ..web.deps import Svc, WriteTx
 from .auth import Form, User
 from .render import page
 from .session import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
-Svc = Annotated[Services, Depends(get_services)]
 LABEL_MAX = 255
 
 
@@ -38,23 +37,25 @@ def account_page(request: Request, user: User, services: Svc) -> Response:
 
 
 @router.post("/account/keys")
-def create_key(request: Request, user: User, services: Svc, form: Form) -> Response:
+def create_key(request: Request, user: User, services: Svc, tx: WriteTx, form: Form) -> Response:
     label = str(form.get("label") or "").strip()
     if len(label) > LABEL_MAX:
         return _account_page(
             request, services, user, 400, error=f"A label has at most {LABEL_MAX} characters."
         )
-    with services.store.write() as session:
-        new = accounts.create_key(session, user.account.id, label)
+    new = accounts.create_key(tx, user.account.id, label)
+    tx.commit()  # the page below lists the new key
     return _account_page(request, services, user, new_key=new.api_key, new_label=label)
 
 
 @router.post("/account/keys/{key_id}/revoke")
-def revoke_key(request: Request, key_id: str, user: User, services: Svc, _form: Form) -> Response:
+def revoke_key(
+    request: Request, key_id: str, user: User, services: Svc, tx: WriteTx, _form: Form
+) -> Response:
     try:
-        with services.store.write() as session:
-            accounts.revoke_key(session, user.account.id, key_id)
+        accounts.revoke_key(tx, user.account.id, key_id)
     except ApexError as exc:
+        tx.rollback()
         return _account_page(request, services, user, exc.status_code, error=exc.message)
     if key_id == user.key.id:
         # The next page load would find the session's key revoked; say so directly.

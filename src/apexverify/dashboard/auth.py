@@ -10,8 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from ..accounts import service as accounts
-from ..api.deps import get_services
-from ..batches.context import Services
+from ..web.deps import Svc
 from .render import page, secure_cookies
 from .session import (
     CSRF_COOKIE,
@@ -24,7 +23,6 @@ from .session import (
 )
 
 router = APIRouter(include_in_schema=False)
-Svc = Annotated[Services, Depends(get_services)]
 
 
 class SignInRequired(Exception):

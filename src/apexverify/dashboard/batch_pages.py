@@ -6,32 +6,30 @@ pricing, credits, locks) exist once.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import uuid as uuidlib
 from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from ..accounts import service as accounts
-from ..api.deps import get_services
-from ..api.downloads import ExportFormat, export_response
-from ..api.uploads import receive_upload
 from ..batches import exports, service, states, views
 from ..batches.context import Services
+from ..batches.repository.records import result_field_counts
 from ..errors import ApexError
 from ..store.models import Batch
-from ..store.summaries import result_field_counts
+from ..web.deps import ReadTx, Svc, WriteTx
+from ..web.downloads import ExportFormat, export_response
+from ..web.uploads import accept_upload
 from .auth import Form, User
 from .forms import UploadForm, defaults, read_parameters, read_upload_form
 from .render import page
 
 router = APIRouter(include_in_schema=False)
-Svc = Annotated[Services, Depends(get_services)]
 PAGE_SIZE = 25
 # The second chart of a finished batch: email quality, or the phone line type.
 BREAKDOWN_FIELD = {"email": "quality", "phone": "type"}
@@ -41,16 +39,11 @@ BREAKDOWN_FIELD = {"email": "quality", "phone": "type"}
 def batch_list(
     request: Request,
     user: User,
-    services: Svc,
+    tx: ReadTx,
     page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
 ) -> Response:
     listing = service.list_batches(
-        services,
-        user.account.id,
-        offset=(page_no - 1) * PAGE_SIZE,
-        limit=PAGE_SIZE,
-        created_after=None,
-        created_before=None,
+        tx, user.account.id, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
     pages = max(1, math.ceil(listing.total / PAGE_SIZE))
     return page(
@@ -80,56 +73,48 @@ def _upload_form(request: Request, user: Any, form: UploadForm, status: int = 20
 
 
 @router.post("/batches/new")
-async def upload(request: Request, user: User, services: Svc, raw: Form) -> Response:
+async def upload(request: Request, user: User, services: Svc, tx: WriteTx, raw: Form) -> Response:
     form = read_upload_form(raw)
     file = raw.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         form.errors["file"] = "Choose a file: UTF-8 text, one email or phone number per line."
     if form.errors or form.params is None:
         return _upload_form(request, user, form, status=400)
-    batch_uuid = str(uuidlib.uuid4())
-    path = service.upload_path(services, batch_uuid)
     try:
-        size = await receive_upload(
-            file, path, form.params.type, services.settings.max_upload_bytes
+        batch = await accept_upload(
+            services,
+            tx,
+            user.account.id,
+            file,
+            name=form.name,
+            description=form.description,
+            params=form.params,
         )
     except ApexError as exc:
+        tx.rollback()
         form.errors["file"] = exc.message
         return _upload_form(request, user, form, status=exc.status_code)
-    await asyncio.to_thread(
-        service.create_batch,
-        services,
-        user.account.id,
-        batch_uuid=batch_uuid,
-        name=form.name,
-        description=form.description,
-        params=form.params,
-        file_path=path,
-        file_size=size,
-    )
-    return RedirectResponse(f"/batches/{batch_uuid}", status_code=303)
+    return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
 
 
-def _balance(services: Services, account_id: str, record_type: str) -> float:
-    with services.store.read() as session:
-        return accounts.balances(accounts.get_account(session, account_id))[f"{record_type}_credit"]
+def _balance(session: Session, account_id: str, record_type: str) -> float:
+    return accounts.balances(accounts.get_account(session, account_id))[f"{record_type}_credit"]
 
 
-def _breakdown(services: Services, batch: Batch) -> dict[str, int]:
+def _breakdown(session: Session, batch: Batch) -> dict[str, int]:
     if batch.status != states.DONE:
         return {}
-    with services.store.read() as session:
-        return result_field_counts(session, batch.pk, BREAKDOWN_FIELD[batch.record_type])
+    return result_field_counts(session, batch.pk, BREAKDOWN_FIELD[batch.record_type])
 
 
-def _batch_context(services: Services, user: Any, batch: Batch) -> dict[str, Any]:
+def _batch_context(session: Session, user: Any, batch: Batch) -> dict[str, Any]:
     return {
         "user": user,
         "batch": batch,
         "status": views.status_view(batch),
         "parameters": views.parameters_view(batch),
-        "balance": _balance(services, user.account.id, batch.record_type),
-        "breakdown": _breakdown(services, batch),
+        "balance": _balance(session, user.account.id, batch.record_type),
+        "breakdown": _breakdown(session, batch),
         "breakdown_field": BREAKDOWN_FIELD[batch.record_type],
         "sandbox": user.account.sandbox,
         "states": states,
@@ -137,15 +122,15 @@ def _batch_context(services: Services, user: Any, batch: Batch) -> dict[str, Any
 
 
 @router.get("/batches/{batch_uuid}")
-def batch_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
-    batch = service.load_batch(services, user.account.id, str(batch_uuid))
-    return page(request, "batch.html", _batch_context(services, user, batch))
+def batch_page(request: Request, batch_uuid: UUID, user: User, tx: ReadTx) -> Response:
+    batch = service.get_batch(tx, user.account.id, str(batch_uuid))
+    return page(request, "batch.html", _batch_context(tx, user, batch))
 
 
 @router.get("/batches/{batch_uuid}/status")
-def batch_status(batch_uuid: UUID, user: User, services: Svc) -> dict[str, Any]:
+def batch_status(batch_uuid: UUID, user: User, tx: ReadTx) -> dict[str, Any]:
     """What the progress bar polls: the API's status body plus a percentage."""
-    body = views.status_view(service.load_batch(services, user.account.id, str(batch_uuid)))
+    body = views.status_view(service.get_batch(tx, user.account.id, str(batch_uuid)))
     progress = body.get("progress") or {}
     total = progress.get("total") or 0
     body["percent"] = round(100 * progress.get("verified", 0) / total, 1) if total else None
@@ -162,8 +147,8 @@ def _parameters_form(
 
 
 @router.get("/batches/{batch_uuid}/parameters")
-def parameters_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
-    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+def parameters_page(request: Request, batch_uuid: UUID, user: User, tx: ReadTx) -> Response:
+    batch = service.get_batch(tx, user.account.id, str(batch_uuid))
     if batch.status in states.LAUNCHED:
         return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
     return _parameters_form(request, user, batch, UploadForm(values=views.parameters_view(batch)))
@@ -171,68 +156,80 @@ def parameters_page(request: Request, batch_uuid: UUID, user: User, services: Sv
 
 @router.post("/batches/{batch_uuid}/parameters")
 def change_parameters(
-    request: Request, batch_uuid: UUID, user: User, services: Svc, raw: Form
+    request: Request, batch_uuid: UUID, user: User, services: Svc, tx: WriteTx, raw: Form
 ) -> Response:
     """PUT's code path: store the parameters and re-parse with them."""
-    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+    batch = service.get_batch(tx, user.account.id, str(batch_uuid))
     form = read_parameters(raw)
     if form.errors or form.params is None:
         return _parameters_form(request, user, batch, form, status=400)
     try:
-        service.configure(services, user.account.id, batch.uuid, form.params)
+        service.configure(services, tx, user.account.id, batch.uuid, form.params)
     except ApexError as exc:
+        tx.rollback()
         return _parameters_form(request, user, batch, form, exc.status_code, error=exc.message)
     return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
 
 
 @router.get("/batches/{batch_uuid}/launch")
-def launch_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
-    batch = service.load_batch(services, user.account.id, str(batch_uuid))
+def launch_page(request: Request, batch_uuid: UUID, user: User, tx: ReadTx) -> Response:
+    batch = service.get_batch(tx, user.account.id, str(batch_uuid))
     if batch.status != states.READY:
         return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
-    return page(request, "launch.html", _batch_context(services, user, batch))
+    return page(request, "launch.html", _batch_context(tx, user, batch))
 
 
 def _confirmed(
     request: Request,
     services: Services,
+    tx: Session,
     user: Any,
     batch_uuid: UUID,
-    action: Callable[[Services, str, str], object],
+    action: Callable[[Services, Session, str, str], object],
     template: str,
     then: str,
 ) -> Response:
-    """Run a confirmed action; a refusal re-renders its confirmation page with the reason
-    and the action's status code, having changed nothing."""
+    """Run a confirmed action; a refusal rolls the unit of work back and re-renders its
+    confirmation page with the reason and the action's status code, having changed nothing."""
     try:
-        action(services, user.account.id, str(batch_uuid))
+        action(services, tx, user.account.id, str(batch_uuid))
     except ApexError as exc:
-        batch = service.load_batch(services, user.account.id, str(batch_uuid))
-        context = _batch_context(services, user, batch) | {"error": exc.message}
+        tx.rollback()
+        batch = service.get_batch(tx, user.account.id, str(batch_uuid))
+        context = _batch_context(tx, user, batch) | {"error": exc.message}
         return page(request, template, context, status=exc.status_code)
     return RedirectResponse(then, status_code=303)
 
 
 @router.post("/batches/{batch_uuid}/launch")
-def launch(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
+def launch(
+    request: Request, batch_uuid: UUID, user: User, services: Svc, tx: WriteTx, _form: Form
+) -> Response:
     then = f"/batches/{batch_uuid}"
-    return _confirmed(request, services, user, batch_uuid, service.launch, "launch.html", then)
+    return _confirmed(request, services, tx, user, batch_uuid, service.launch, "launch.html", then)
 
 
 @router.get("/batches/{batch_uuid}/delete")
-def delete_page(request: Request, batch_uuid: UUID, user: User, services: Svc) -> Response:
-    batch = service.load_batch(services, user.account.id, str(batch_uuid))
-    return page(request, "delete.html", _batch_context(services, user, batch))
+def delete_page(request: Request, batch_uuid: UUID, user: User, tx: ReadTx) -> Response:
+    batch = service.get_batch(tx, user.account.id, str(batch_uuid))
+    return page(request, "delete.html", _batch_context(tx, user, batch))
 
 
 @router.post("/batches/{batch_uuid}/delete")
-def delete(request: Request, batch_uuid: UUID, user: User, services: Svc, _form: Form) -> Response:
-    return _confirmed(request, services, user, batch_uuid, service.delete_batch, "delete.html", "/")
+def delete(
+    request: Request, batch_uuid: UUID, user: User, services: Svc, tx: WriteTx, _form: Form
+) -> Response:
+    action = service.delete_batch
+    return _confirmed(request, services, tx, user, batch_uuid, action, "delete.html", "/")
 
 
 @router.get("/batches/{batch_uuid}/export", response_model=None)
 def export(
-    batch_uuid: UUID, user: User, services: Svc, format: Annotated[ExportFormat, Query()]
+    batch_uuid: UUID,
+    user: User,
+    services: Svc,
+    tx: ReadTx,
+    format: Annotated[ExportFormat, Query()],
 ) -> StreamingResponse | FileResponse:
-    batch = exports.exportable(services, user.account.id, str(batch_uuid))
+    batch = exports.exportable(tx, user.account.id, str(batch_uuid))
     return export_response(services, batch, format)

@@ -17,9 +17,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..accounts import service as accounts
 from ..store.models import Account, ApiKey
 
 SESSION_COOKIE = "apexverify_session"
@@ -51,11 +51,7 @@ def resolve(session: Session, secret: bytes, value: str | None) -> SignedIn | No
     key_id, issued, mac = value.split(".")
     if not issued.isdigit() or time.time() - int(issued) > SESSION_MAX_AGE:
         return None
-    row = session.execute(
-        select(Account, ApiKey)
-        .join(ApiKey, ApiKey.account_id == Account.id)
-        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-    ).first()
+    row = accounts.active_key(session, key_id)
     if row is None:
         return None
     expected = _mac(secret, "session", key_id, row[1].key_hash, issued)

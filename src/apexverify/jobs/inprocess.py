@@ -1,70 +1,164 @@
-"""In-process runner: asyncio tasks inside the server process.
+"""The in-process queue: jobs run as asyncio tasks inside the server process.
 
-Durability does not come from the runner but from the database: tasks are idempotent and
-``batches.tasks.resume_all`` re-defers whatever was unfinished when the process died.
+A small real queue with the semantics of the procrastinate one: priorities, delayed jobs,
+locks (one job per lock at a time, in order), dedupe keys and a fixed number of jobs running
+at once. Jobs live in memory: durability comes from the database, not from this queue. The
+tasks are idempotent and the batches feature's periodic sweep re-defers whatever a dead
+process left unfinished.
+
+``defer`` may be called from any thread (sync endpoints run in a thread pool); the state is
+guarded by a lock and the workers are woken on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
-from collections import defaultdict
-from typing import Any
+import threading
+import time
+from collections import defaultdict, deque
 
-from .base import JobRunner
+from .base import Job, JobArgs, JobQueue, Periodic, run_every
 
 log = logging.getLogger(__name__)
 
 
-class InProcessRunner(JobRunner):
-    def __init__(self) -> None:
+class InProcessQueue(JobQueue):
+    def __init__(self, concurrency: int = 4) -> None:
         super().__init__()
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._running: set[asyncio.Task[None]] = set()
+        self.concurrency = max(1, concurrency)
+        self._guard = threading.Lock()
+        self._order = itertools.count()
+        self._ready: list[tuple[int, int, Job]] = []  # (-priority, order, job)
+        self._delayed: list[tuple[float, int, Job]] = []  # (run_at, order, job)
+        self._held_locks: set[str] = set()
+        self._lock_waiters: defaultdict[str, deque[Job]] = defaultdict(deque)
+        self._live: dict[str, Job] = {}  # dedupe key -> job waiting or running
+        self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = False
+        self._wake: asyncio.Event | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
-    def defer(self, name: str, *, lock: str, **kwargs: Any) -> None:
-        if not self._started or self._loop is None:
-            return  # resume_all picks it up at the next start
-        coro = self._run(name, lock, kwargs)
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def defer(
+        self,
+        task: str,
+        args: JobArgs,
+        *,
+        lock: str | None = None,
+        dedupe_key: str | None = None,
+        run_at: float | None = None,
+        priority: int = 0,
+    ) -> bool:
+        job = Job(task, dict(args), lock, dedupe_key, run_at, priority)
+        with self._guard:
+            if job.key in self._live:
+                return False
+            self._live[job.key] = job
+            order = next(self._order)
+            if run_at is not None and run_at > time.time():
+                heapq.heappush(self._delayed, (run_at, order, job))
+            else:
+                heapq.heappush(self._ready, (-priority, order, job))
+        self._notify()
+        return True
+
+    def active(self, task: str | None = None, **match: str) -> bool:
+        with self._guard:
+            return any(
+                (task is None or job.task == task)
+                and all(job.args.get(k) == v for k, v in match.items())
+                for job in self._live.values()
+            )
+
+    def _notify(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop:
-            self._track(self._loop.create_task(coro))
-        else:  # called from a worker thread (sync endpoints)
-            asyncio.run_coroutine_threadsafe(self._spawn(coro), self._loop)
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
 
-    async def _spawn(self, coro: Any) -> None:
-        self._track(asyncio.create_task(coro))
+    # -- execute ---------------------------------------------------------------------------
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def _take(self) -> tuple[Job | None, float | None]:
+        """The next due job whose lock is free, or None and how long until one is due."""
+        with self._guard:
+            now = time.time()
+            while self._delayed and self._delayed[0][0] <= now:
+                _at, order, job = heapq.heappop(self._delayed)
+                heapq.heappush(self._ready, (-job.priority, order, job))
+            while self._ready:
+                _prio, _order, job = heapq.heappop(self._ready)
+                if job.lock is not None and job.lock in self._held_locks:
+                    self._lock_waiters[job.lock].append(job)
+                    continue
+                if job.lock is not None:
+                    self._held_locks.add(job.lock)
+                self._running += 1
+                return job, None
+            wait = self._delayed[0][0] - now if self._delayed else None
+            return None, wait
 
-    async def _run(self, name: str, lock: str, kwargs: dict[str, Any]) -> None:
-        async with self._locks[lock]:
+    def _finish(self, job: Job) -> None:
+        with self._guard:
+            self._running -= 1
+            self._live.pop(job.key, None)
+            if job.lock is not None:
+                self._held_locks.discard(job.lock)
+                waiters = self._lock_waiters.get(job.lock)
+                if waiters:
+                    nxt = waiters.popleft()
+                    heapq.heappush(self._ready, (-nxt.priority, next(self._order), nxt))
+                if not waiters:
+                    self._lock_waiters.pop(job.lock, None)
+        self._notify()
+
+    async def _work(self) -> None:
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            job, wait = self._take()
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
             try:
-                await self.tasks[name](**kwargs)
+                await self.tasks[job.task](**job.args)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("task %s failed (lock %s)", name, lock)
+                log.exception("job %s failed (%s)", job.task, job.key)
+            finally:
+                self._finish(job)
 
-    async def start(self) -> None:
+    async def start(self, periodic: tuple[Periodic, ...] = ()) -> None:
         self._loop = asyncio.get_running_loop()
-        self._started = True
+        self._wake = asyncio.Event()
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
+        self._workers += [asyncio.create_task(run_every(p)) for p in periodic]
 
     async def stop(self) -> None:
-        self._started = False
-        for task in list(self._running):
-            task.cancel()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self._loop = self._wake = None
 
     async def drain(self) -> None:
-        """Wait until no task is running (tests, CLI one-shots)."""
-        while self._running:
-            await asyncio.gather(*list(self._running), return_exceptions=True)
+        """Wait until no job is waiting or running (tests, CLI one-shots)."""
+        while True:
+            with self._guard:
+                idle = not self._live
+            if idle:
+                return
+            await asyncio.sleep(0.01)

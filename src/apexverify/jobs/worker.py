@@ -1,14 +1,9 @@
-"""``apexverify worker``: run procrastinate jobs, recover stalled ones, sweep for gaps.
+"""``apexverify worker``'s loop: run procrastinate jobs and recover those of dead workers.
 
-Three loops share the event loop:
-
-- procrastinate's worker, heartbeating every ``_HEARTBEAT`` seconds;
-- stall recovery: jobs left ``doing`` by a worker whose heartbeat stopped (``kill -9``, lost
-  machine) go back to ``todo`` for another worker; re-running a chunk is safe because results
-  are written only onto rows that have none;
-- the sweeper: a batch parsing or verifying with no active job gets its job deferred again.
-  It closes the gap between an API commit and its enqueue (the API enqueues right after
-  committing, not in the same transaction) and revives batches whose jobs gave up retrying.
+Beside procrastinate's worker (heartbeating every ``_HEARTBEAT`` seconds) run stall recovery
+(jobs left ``doing`` by a worker whose heartbeat stopped after ``kill -9`` or a lost machine
+go back to ``todo``; the tasks are idempotent, so a re-run is safe) and the periodic functions
+the features hand in (the batches feature's sweep).
 """
 
 from __future__ import annotations
@@ -17,37 +12,24 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import select, text
-
-from ..batches import states, tasks
-from ..batches.context import Services
-from ..store.models import Batch
-from .procrastinate_runner import QUEUE, ProcrastinateRunner
+from .base import Periodic, run_every
+from .procrastinate_queue import QUEUE, ProcrastinateQueue
 
 log = logging.getLogger(__name__)
 
 _HEARTBEAT = 2.0
 STALLED_AFTER = 10.0  # seconds without heartbeat before a worker's jobs are taken over
 _RECOVER_EVERY = 3.0
-_SWEEP_EVERY = 10.0
-
-_ACTIVE_JOB = text(
-    "SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-    " AND args->>'batch_uuid' = :u LIMIT 1"
-)
 
 
-async def run_worker(services: Services, concurrency: int) -> None:
-    runner = services.jobs
-    assert isinstance(runner, ProcrastinateRunner)
-    tasks.register(runner, services)
-    async with runner.app.open_async():
-        helpers = [
-            asyncio.create_task(_recover_loop(runner)),
-            asyncio.create_task(_sweep_loop(services, runner)),
-        ]
+async def run_worker(
+    queue: ProcrastinateQueue, concurrency: int, periodic: tuple[Periodic, ...] = ()
+) -> None:
+    async with queue.app.open_async():
+        recovery = Periodic("stall recovery", _RECOVER_EVERY, lambda: recover_stalled(queue))
+        helpers = [asyncio.create_task(run_every(p)) for p in (recovery, *periodic)]
         try:
-            await runner.app.run_worker_async(
+            await queue.app.run_worker_async(
                 queues=[QUEUE],
                 concurrency=concurrency,
                 update_heartbeat_interval=_HEARTBEAT,
@@ -63,8 +45,8 @@ async def run_worker(services: Services, concurrency: int) -> None:
                     await helper
 
 
-async def recover_stalled(runner: ProcrastinateRunner) -> int:
-    manager = runner.app.job_manager
+async def recover_stalled(queue: ProcrastinateQueue) -> int:
+    manager = queue.app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER))
     retried = 0
     for job in stalled:
@@ -76,48 +58,3 @@ async def recover_stalled(runner: ProcrastinateRunner) -> int:
     if retried:
         log.warning("retried %d jobs of stalled workers", retried)
     return retried
-
-
-async def _recover_loop(runner: ProcrastinateRunner) -> None:
-    while True:
-        try:
-            await recover_stalled(runner)
-        except Exception:
-            log.exception("stalled-job recovery failed")
-        await asyncio.sleep(_RECOVER_EVERY)
-
-
-def sweep(services: Services, runner: ProcrastinateRunner) -> int:
-    """Defer the job of every unfinished batch that has none queued or running."""
-    with services.store.read() as session:
-        unfinished = session.execute(
-            select(Batch.uuid, Batch.status, Batch.parse_generation).where(
-                Batch.status.in_((states.PARSING, states.ONGOING))
-            )
-        ).all()
-        idle = [
-            row for row in unfinished if not session.execute(_ACTIVE_JOB, {"u": row[0]}).first()
-        ]
-    for batch_uuid, status, generation in idle:
-        if status == states.PARSING:
-            runner.defer(
-                "parse_batch",
-                lock=f"batch:{batch_uuid}",
-                batch_uuid=batch_uuid,
-                generation=generation,
-            )
-        else:
-            runner.defer("verify_batch", lock=f"verify:{batch_uuid}", batch_uuid=batch_uuid)
-    return len(idle)
-
-
-async def _sweep_loop(services: Services, runner: ProcrastinateRunner) -> None:
-    # First sweep at start-up: a cluster restarted after losing enqueues recovers at once.
-    while True:
-        try:
-            revived = await asyncio.to_thread(sweep, services, runner)
-            if revived:
-                log.info("sweeper re-deferred %d batches", revived)
-        except Exception:
-            log.exception("sweep failed")
-        await asyncio.sleep(_SWEEP_EVERY)

@@ -8,13 +8,47 @@ exports never block writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+_ON_COMMIT = "apexverify_on_commit"
+_ON_ROLLBACK = "apexverify_on_rollback"
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction of ``session`` commits; never if it
+    rolls back (enqueue a job, delete a file the transaction stopped referencing)."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+def on_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` if the current transaction rolls back (remove a file stored for a
+    row that will not exist)."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(callback)
+
+
+def _run_callbacks(session: Session, name: str) -> None:
+    for callback in session.info.pop(name, []):
+        callback()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)
+    _run_callbacks(session, _ON_COMMIT)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_end(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without a commit (a commit ran and cleared them first).
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_ON_COMMIT, None)
+        _run_callbacks(session, _ON_ROLLBACK)
 
 
 def normalize_url(url: str) -> str:
@@ -90,14 +124,21 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A read transaction (deferred on SQLite: never blocks writers)."""
         with self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits when the block ends and rolls back on error."""
-        with self._write_sessions() as session, session.begin():
-            yield session
+        """A unit of work: commits when the block ends and rolls back on error. The block may
+        also roll back itself (an edge that answers a refusal) and go on reading."""
+        with self._write_sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

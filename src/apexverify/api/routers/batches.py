@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid as uuidlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import ValidationError
 
 from ...batches import exports, service, views
-from ...batches.context import Services
 from ...batches.params import BatchParameters
-from ...store.models import Account
-from ..deps import current_account, get_services
-from ..downloads import ExportFormat, export_response
-from ..uploads import receive_upload
+from ...web.deps import ReadTx, Svc, WriteTx
+from ...web.downloads import ExportFormat, export_response
+from ...web.uploads import accept_upload
+from ..deps import Auth
 
 router = APIRouter(prefix="/v1/batch", tags=["batch"])
-
-Auth = Annotated[Account, Depends(current_account)]
-Svc = Annotated[Services, Depends(get_services)]
 # The upload accepts every optional parameter of PUT as a form field.
 _OPTIONAL_FORM_FIELDS = tuple(
     name for name in BatchParameters.model_fields if name not in ("type", "target_country")
@@ -44,6 +38,7 @@ async def upload(
     request: Request,
     account: Auth,
     services: Svc,
+    tx: WriteTx,
     file: Annotated[UploadFile, File(description="UTF-8 text, one entry per line")],
     name: Annotated[str, Form(min_length=1, max_length=255)],
     type: Annotated[Literal["email", "phone"], Form()],
@@ -58,19 +53,8 @@ async def upload(
         if isinstance(value, str) and value != "":
             data[field] = value
     params = _params_or_422(data, "body")
-    batch_uuid = str(uuidlib.uuid4())
-    path = service.upload_path(services, batch_uuid)
-    size = await receive_upload(file, path, params.type, services.settings.max_upload_bytes)
-    batch = await asyncio.to_thread(
-        service.create_batch,
-        services,
-        account.id,
-        batch_uuid=batch_uuid,
-        name=name,
-        description=description,
-        params=params,
-        file_path=path,
-        file_size=size,
+    batch = await accept_upload(
+        services, tx, account.id, file, name=name, description=description, params=params
     )
     return {"status": "ok", "batch_uuid": batch.uuid, "created_at": views.iso(batch.created_at)}
 
@@ -78,7 +62,7 @@ async def upload(
 @router.get("", summary="List batches")
 def list_batches(
     account: Auth,
-    services: Svc,
+    tx: ReadTx,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     created_after: datetime | None = None,
@@ -86,7 +70,7 @@ def list_batches(
 ) -> dict[str, Any]:
     """The account's batches, newest first, one page at a time."""
     page = service.list_batches(
-        services,
+        tx,
         account.id,
         offset=offset,
         limit=limit,
@@ -103,38 +87,38 @@ def list_batches(
 
 @router.put("/{batch_uuid}", summary="Configure parameters")
 def configure(
-    batch_uuid: UUID, body: dict[str, Any], account: Auth, services: Svc
+    batch_uuid: UUID, body: dict[str, Any], account: Auth, services: Svc, tx: WriteTx
 ) -> dict[str, str]:
     """Step 2: set parameters. The batch is re-parsed with them (status parsing_content), so
     the cost shown before launch is always the cost of the current parameters."""
     params = _params_or_422(body, "body")
-    service.configure(services, account.id, str(batch_uuid), params)
+    service.configure(services, tx, account.id, str(batch_uuid), params)
     return {"message": "Success"}
 
 
 @router.patch("/{batch_uuid}", summary="Trigger parsing")
-def trigger_parse(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+def trigger_parse(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Step 3: (re-)parse with the current parameters. Idempotent; refused once launched."""
-    service.trigger_parse(services, account.id, str(batch_uuid))
+    service.trigger_parse(services, tx, account.id, str(batch_uuid))
     return {"status": "ok"}
 
 
 @router.get("/{batch_uuid}/details", summary="Batch details")
-def details(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, Any]:
+def details(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
     """Step 4: the Base / Pending / Final shape according to the status."""
-    return views.details_view(service.load_batch(services, account.id, str(batch_uuid)))
+    return views.details_view(service.get_batch(tx, account.id, str(batch_uuid)))
 
 
 @router.post("/{batch_uuid}", summary="Launch verification")
-def launch(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+def launch(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Step 5: debit the net cost and start verifying (402 when credits are short)."""
-    return {"status": service.launch(services, account.id, str(batch_uuid))}
+    return {"status": service.launch(services, tx, account.id, str(batch_uuid))}
 
 
 @router.get("/{batch_uuid}", summary="Batch status")
-def status(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, Any]:
+def status(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
     """Step 6: the lightweight status, one variant of the reference's oneOf."""
-    return views.status_view(service.load_batch(services, account.id, str(batch_uuid)))
+    return views.status_view(service.get_batch(tx, account.id, str(batch_uuid)))
 
 
 @router.get("/{batch_uuid}/export", summary="Export results", response_model=None)
@@ -142,19 +126,20 @@ def export(
     batch_uuid: UUID,
     account: Auth,
     services: Svc,
+    tx: ReadTx,
     format: Annotated[ExportFormat, Query()],
     include_details: bool = True,
     include_statistics: bool = True,
 ) -> StreamingResponse | FileResponse:
     """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook."""
-    batch = exports.exportable(services, account.id, str(batch_uuid))
+    batch = exports.exportable(tx, account.id, str(batch_uuid))
     return export_response(
         services, batch, format, details=include_details, statistics=include_statistics
     )
 
 
 @router.delete("/{batch_uuid}", summary="Delete a batch")
-def delete(batch_uuid: UUID, account: Auth, services: Svc) -> dict[str, str]:
+def delete(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Irreversible: removes the file and the results. Refused while parsing or verifying."""
-    service.delete_batch(services, account.id, str(batch_uuid))
+    service.delete_batch(services, tx, account.id, str(batch_uuid))
     return {"message": "Deleted"}

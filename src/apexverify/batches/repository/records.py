@@ -1,21 +1,18 @@
-"""All SQL over the records of a batch: bulk load, dedupe, cache application, chunk claims,
-result writes and aggregates. Set-based statements keep memory flat on million-row batches."""
+"""SQL over the records of a batch: bulk load, dedupe, chunk claims, result writes and
+aggregates. Set-based statements keep memory flat on million-row batches."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, case, delete, false, func, select, text, update
 from sqlalchemy.orm import Session
 
-from .models import CachedResult, Record
-
-GLOBAL_SCOPE = ""  # account_id of global-cache rows
+from ...store.models import Record
+from .predicates import due, unverified
 
 _INSERT_COLUMNS = (
     "batch_pk",
@@ -31,6 +28,7 @@ _INSERT_COLUMNS = (
     "exact_repeat",
 )
 _VALID_COLUMNS = _INSERT_COLUMNS[:5]
+_TABLE = Record.__table__
 
 
 def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -41,7 +39,9 @@ def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, batch_pk, rows)
         return
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
     valid = [(batch_pk, *row[:4]) for row in rows if row[4] == "valid"]
     other = [(batch_pk, *row, 0, False) for row in rows if row[4] != "valid"]
     for columns, batch in ((_VALID_COLUMNS, valid), (_INSERT_COLUMNS, other)):
@@ -52,12 +52,10 @@ def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]
 
 
 def _copy_rows(conn: Connection, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection  # psycopg 3: cursor().copy()
     with (
         raw.cursor() as cur,
-        cur.copy(  # type: ignore[union-attr]
-            f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN"
-        ) as copy,
+        cur.copy(f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN") as copy,
     ):
         for row in rows:
             copy.write_row((batch_pk, *row, 0, False))
@@ -67,7 +65,7 @@ def delete_rows(session: Session, batch_pk: int) -> None:
     session.execute(delete(Record).where(Record.batch_pk == batch_pk))
 
 
-def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> None:
+def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> int:
     """Exact pass over the rows that may repeat (``seqs``, see ``batches/dedupe.py``): within
     one (kind, key) the first row stays, later valid rows become duplicates of it, and a row
     whose text repeats an earlier row verbatim is flagged (one JSON key for both). Returns the
@@ -93,10 +91,9 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
     updates = _repeat_updates(rows)
     if not updates:
         return 0
-    table = Record.__table__
     conn.execute(
-        update(table)
-        .where(table.c.id == bindparam("rid"))
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("rid"))
         .values(
             kind=bindparam("kind"),
             primary_seq=bindparam("first"),
@@ -107,7 +104,7 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
     dup_ids = [{"rid": u["rid"]} for u in updates if u["kind"] == "duplicate"]
     if dup_ids:
         conn.execute(
-            update(table).where(table.c.id == bindparam("rid")).values(included=keep_duplicates),
+            update(_TABLE).where(_TABLE.c.id == bindparam("rid")).values(included=keep_duplicates),
             dup_ids,
         )
     return len(dup_ids)
@@ -149,35 +146,11 @@ def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
     return updates
 
 
-def apply_cache(
-    session: Session,
-    batch_pk: int,
-    record_type: str,
-    scope: str,
-    max_age_days: int,
-    source: str,
-) -> int:
-    """Copy cached results onto this batch's still-unverified valid rows; returns how many."""
-    since = int(time.time()) - max_age_days * 86400
-    result = session.execute(
-        text(
-            "UPDATE records SET cache_source = :source, verdict = c.verdict, result = c.result "
-            "FROM result_cache c WHERE records.batch_pk = :b AND records.kind = 'valid' "
-            "AND records.verdict IS NULL AND c.account_id = :scope AND c.record_type = :t "
-            "AND c.key_hash = records.key_hash AND c.verified_at >= :since"
-        ),
-        {"source": source, "b": batch_pk, "scope": scope, "t": record_type, "since": since},
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-@dataclass
-class Counts:
-    valid: int = 0
-    wrong: int = 0
-    duplicate: int = 0
-    cache_account: int = 0
-    cache_global: int = 0
+def kind_counts(session: Session, batch_pk: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Record.kind, func.count()).where(Record.batch_pk == batch_pk).group_by(Record.kind)
+    ).all()
+    return {str(kind): int(n) for kind, n in rows}
 
 
 @dataclass(frozen=True)
@@ -192,8 +165,7 @@ class PendingRecord:
 def claim_chunk(
     session: Session, batch_pk: int, after_seq: int, limit: int, until_seq: int | None = None
 ) -> list[PendingRecord]:
-    """The next unverified valid rows after ``after_seq`` (up to ``until_seq`` when given)
-    whose retry time has come."""
+    """The next due rows after ``after_seq`` (up to ``until_seq`` when given), in file order."""
     stmt = (
         select(
             Record.id,
@@ -203,11 +175,8 @@ def claim_chunk(
             Record.attempts,
         )
         .where(
-            Record.batch_pk == batch_pk,
+            due(batch_pk),
             Record.seq > after_seq,
-            Record.kind == "valid",
-            Record.verdict.is_(None),
-            (Record.retry_at.is_(None)) | (Record.retry_at <= int(time.time())),
             *([Record.seq <= until_seq] if until_seq is not None else []),
         )
         .order_by(Record.seq)
@@ -217,32 +186,39 @@ def claim_chunk(
 
 
 def due_ranges(session: Session, batch_pk: int, size: int) -> list[tuple[int, int]]:
-    """``(first_seq, last_seq)`` of consecutive groups of ``size`` unverified rows whose retry
-    time has come: the chunk jobs of a scaled-out verification (one query, any batch size)."""
+    """``(first_seq, last_seq)`` of consecutive groups of ``size`` due rows: the chunk jobs
+    of a verification pass (one query, any batch size)."""
+    group = ((func.row_number().over(order_by=Record.seq) - 1) // max(size, 1)).label("g")
+    numbered = select(Record.seq, group).where(due(batch_pk)).subquery()
     rows = session.execute(
-        text(
-            "SELECT MIN(seq), MAX(seq) FROM (SELECT seq, (ROW_NUMBER() OVER (ORDER BY seq) - 1)"
-            " / :n AS g FROM records WHERE batch_pk = :b AND kind = 'valid'"
-            " AND verdict IS NULL AND (retry_at IS NULL OR retry_at <= :now)) t"
-            " GROUP BY g ORDER BY 1"
-        ),
-        {"b": batch_pk, "n": max(size, 1), "now": int(time.time())},
+        select(func.min(numbered.c.seq), func.max(numbered.c.seq))
+        .group_by(numbered.c.g)
+        .order_by(func.min(numbered.c.seq))
     )
     return [(int(a), int(b)) for a, b in rows]
 
 
-def next_retry_at(session: Session, batch_pk: int) -> int | None:
-    """Earliest retry time among unverified rows, or None when none is left."""
-    row = session.execute(
-        text(
-            "SELECT COUNT(*), MIN(retry_at) FROM records WHERE batch_pk = :b "
-            "AND kind = 'valid' AND verdict IS NULL"
-        ),
-        {"b": batch_pk},
-    ).one()
-    if not row[0]:
-        return None
-    return int(row[1] or 0)
+def next_retry_at(
+    session: Session, batch_pk: int, seqs: tuple[int, int] | None = None
+) -> int | None:
+    """Earliest retry time among unverified rows (of the ``seqs`` range when given), or None
+    when none is left (0 when one is due now)."""
+    stmt = select(func.count(), func.min(Record.retry_at)).where(unverified(batch_pk))
+    if seqs is not None:
+        stmt = stmt.where(Record.seq.between(*seqs))
+    count, at = session.execute(stmt).one()
+    return None if not count else int(at or 0)
+
+
+def any_unverified(session: Session, batch_pk: int) -> bool:
+    """Existence, not a count: it runs after every chunk, so it must not scan the batch."""
+    return (
+        session.execute(select(Record.id).where(unverified(batch_pk)).limit(1)).first() is not None
+    )
+
+
+def unverified_count(session: Session, batch_pk: int) -> int:
+    return int(session.scalar(select(func.count()).where(unverified(batch_pk))) or 0)
 
 
 def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]) -> int:
@@ -255,8 +231,8 @@ def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, A
     if not params:
         return 0
     stmt = (
-        update(Record.__table__)
-        .where(Record.__table__.c.id == bindparam("rid"), Record.__table__.c.verdict.is_(None))
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("rid"), _TABLE.c.verdict.is_(None))
         .values(
             verdict=bindparam("verdict"),
             result=bindparam("result"),
@@ -264,8 +240,7 @@ def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, A
             retry_at=None,
         )
     )
-    result = session.connection().execute(stmt, params)
-    return int(result.rowcount)
+    return int(session.connection().execute(stmt, params).rowcount)
 
 
 def schedule_retries(session: Session, retries: Iterable[tuple[int, int, int]]) -> None:
@@ -274,43 +249,11 @@ def schedule_retries(session: Session, retries: Iterable[tuple[int, int, int]]) 
     if not params:
         return
     stmt = (
-        update(Record.__table__)
-        .where(Record.__table__.c.id == bindparam("rid"), Record.__table__.c.verdict.is_(None))
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("rid"), _TABLE.c.verdict.is_(None))
         .values(retry_at=bindparam("retry_at"), attempts=bindparam("attempts"))
     )
     session.connection().execute(stmt, params)
-
-
-def upsert_cache(
-    session: Session, scope: str, record_type: str, entries: Sequence[tuple[bytes, str, dict]]
-) -> None:
-    """Store conclusive results ``(key_hash, verdict, result)`` in one cache scope."""
-    if not entries:
-        return
-    now = int(time.time())
-    values = [
-        {
-            "account_id": scope,
-            "record_type": record_type,
-            "key_hash": key,
-            "verdict": verdict,
-            "result": result,
-            "verified_at": now,
-        }
-        for key, verdict, result in entries
-    ]
-    dialect = session.connection().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(CachedResult).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "record_type", "key_hash"],
-        set_={
-            "verdict": stmt.excluded.verdict,
-            "result": stmt.excluded.result,
-            "verified_at": stmt.excluded.verified_at,
-        },
-    )
-    session.execute(stmt)
 
 
 def copy_results_to_duplicates(session: Session, batch_pk: int) -> None:
@@ -326,45 +269,68 @@ def copy_results_to_duplicates(session: Session, batch_pk: int) -> None:
 
 
 def verdict_counts(session: Session, batch_pk: int) -> dict[str, int]:
-    """Counts over verified valid rows: verdicts, cache sources, and fresh unknowns."""
+    """Counts over the valid-format first occurrences: verdicts, cache sources, fresh
+    unknowns and rows still without a verdict."""
+
+    def count_if(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
     row = session.execute(
-        text(
-            "SELECT COUNT(*), "
-            "SUM(CASE WHEN verdict = 'valid' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN verdict = 'wrong' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN verdict = 'unknown' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN cache_source = 'account' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN cache_source = 'global' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN verdict = 'unknown' AND cache_source IS NULL THEN 1 ELSE 0 END) "
-            "FROM records WHERE batch_pk = :b AND kind = 'valid'"
-        ),
-        {"b": batch_pk},
+        select(
+            func.count(Record.verdict),
+            count_if(Record.verdict == "valid"),
+            count_if(Record.verdict == "wrong"),
+            count_if(Record.verdict == "unknown"),
+            count_if(Record.cache_source == "account"),
+            count_if(Record.cache_source == "global"),
+            count_if((Record.verdict == "unknown") & Record.cache_source.is_(None)),
+            count_if(Record.verdict.is_(None)),
+        ).where(Record.batch_pk == batch_pk, Record.kind == "valid")
     ).one()
-    keys = ("total", "valid", "wrong", "unknown", "account_cache", "global_cache", "fresh_unknown")
+    keys = (
+        "total",
+        "valid",
+        "wrong",
+        "unknown",
+        "account_cache",
+        "global_cache",
+        "fresh_unknown",
+        "unverified",
+    )
     return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
 
 def iter_export_rows(
     session: Session, batch_pk: int, unique_values: bool, batch_size: int = 5000
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """``(value, result)`` of the rows in the results, in file order, read in pages so memory
-    stays flat. With ``unique_values`` a value repeated verbatim appears once (JSON keys)."""
+    """``(value, result)`` of the rows in the results, in file order, read in pages over the
+    (batch_pk, seq) key so memory stays flat. With ``unique_values`` a value repeated verbatim
+    appears once (JSON keys): the parse flagged every such repeat (``exact_repeat``)."""
     after = -1
-    repeat_filter = (
-        " AND NOT EXISTS (SELECT 1 FROM records r2 WHERE r2.batch_pk = r.batch_pk"
-        " AND r2.key_hash = r.key_hash AND r2.value = r.value AND r2.included"
-        " AND r2.seq < r.seq)"
-        if unique_values
-        else ""
+    stmt = select(Record.seq, Record.value, Record.result).where(
+        Record.batch_pk == batch_pk,
+        Record.included,
+        Record.seq > bindparam("after"),
+        *([Record.exact_repeat == false()] if unique_values else []),
     )
-    query = text(
-        "SELECT r.seq, r.value, r.result FROM records r WHERE r.batch_pk = :b AND r.included"
-        f" AND r.seq > :after{repeat_filter} ORDER BY r.seq LIMIT :n"
-    )
+    stmt = stmt.order_by(Record.seq).limit(batch_size)
     while True:
-        rows = session.execute(query, {"b": batch_pk, "after": after, "n": batch_size}).all()
+        rows = session.execute(stmt, {"after": after}).all()
         if not rows:
             return
         for _seq, value, result in rows:
             yield value, (json.loads(result) if isinstance(result, str) else result)
         after = rows[-1][0]
+
+
+def result_field_counts(session: Session, batch_pk: int, field: str) -> dict[str, int]:
+    """How many verified rows carry each value of one result field (``quality`` for emails,
+    ``type`` for phones), over the rows the verdict counts cover: valid-format, first
+    occurrences. SQLAlchemy's JSON path compiles for SQLite and PostgreSQL alike."""
+    value = Record.result[field].as_string()
+    rows = session.execute(
+        select(value, func.count())
+        .where(Record.batch_pk == batch_pk, Record.kind == "valid", Record.verdict.is_not(None))
+        .group_by(value)
+    ).all()
+    return {str(name or "none"): int(count) for name, count in rows}

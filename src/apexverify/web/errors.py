@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ApexError, ParseError, RateLimited
+from ..errors import ApexError, ParseError
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,9 @@ def install(
         if html_error is not None and as_html(request):
             return html_error(request, exc.status_code, exc.message)
         body: dict[str, str] = {"message": exc.message}
-        headers = {}
         if isinstance(exc, ParseError):
             body = {"status": "parse_error", "message": exc.message}
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -1,0 +1,59 @@
+"""The web application: the v1 API and the dashboard, sibling routers mounted on one app over
+services built once by the composition root. Wiring only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from . import api, dashboard, metrics
+from .batches.context import Services
+from .composition import build_services, prepare_database, running
+from .jobs.queue_metrics import watch_queue
+from .settings import Settings
+from .web import errors
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """``services`` lets a test hand in services with fakes; else they are built (and their
+    configuration checked) from ``settings`` or the environment."""
+    if services is None:
+        services = build_services(settings or Settings.from_env())
+    built = services
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        prepare_database(built)
+        async with running(built):
+            yield
+
+    app = FastAPI(
+        title="ApexVerify",
+        version="1.0.0",
+        description="Self-hosted ApexVerify v1 API: batch verification of emails and phones.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app, html_error=dashboard.error_page, html_paths=dashboard.owns)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    dashboard.install(app)
+    api.install(app, services.settings)
+    if services.queue.distributed:
+        watch_queue(services.store)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        with metrics.REQUEST_SECONDS.time():
+            response = await call_next(request)
+        metrics.REQUESTS.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    return app

@@ -1,0 +1,94 @@
+"""SQL over the batches table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import Session
+
+from ...store.models import Account, Batch, utcnow
+
+
+def for_account(session: Session, account_id: str, batch_uuid: str) -> Batch | None:
+    return session.scalars(
+        select(Batch).where(Batch.uuid == batch_uuid, Batch.account_id == account_id)
+    ).first()
+
+
+def by_uuid(session: Session, batch_uuid: str, *, share_lock: bool = False) -> Batch | None:
+    """``share_lock`` holds a share lock on the row (PostgreSQL) to the end of the
+    transaction, so that a concurrent PUT/PATCH (which updates the row) waits."""
+    stmt = select(Batch).where(Batch.uuid == batch_uuid)
+    if share_lock:
+        stmt = stmt.with_for_update(read=True)
+    return session.scalars(stmt).one_or_none()
+
+
+def owner(session: Session, batch: Batch) -> Account:
+    account = session.get(Account, batch.account_id)
+    assert account is not None  # accounts.id is a foreign key of batches
+    return account
+
+
+def page(
+    session: Session,
+    account_id: str,
+    *,
+    offset: int,
+    limit: int,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> tuple[list[Batch], int]:
+    conditions: list[ColumnElement[bool]] = [Batch.account_id == account_id]
+    if created_after is not None:
+        conditions.append(Batch.created_at >= created_after)
+    if created_before is not None:
+        conditions.append(Batch.created_at <= created_before)
+    total = session.scalar(select(func.count()).select_from(Batch).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Batch)
+        .where(*conditions)
+        .order_by(Batch.created_at.desc(), Batch.pk.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), int(total)
+
+
+def with_status(session: Session, statuses: Sequence[str]) -> list[tuple[str, str, int]]:
+    """``(uuid, status, parse_generation)`` of every batch in one of ``statuses``."""
+    rows = session.execute(
+        select(Batch.uuid, Batch.status, Batch.parse_generation).where(Batch.status.in_(statuses))
+    )
+    return [(str(u), str(s), int(g)) for u, s, g in rows]
+
+
+def set_status_if(
+    session: Session,
+    batch_pk: int,
+    from_: str,
+    to: str,
+    *,
+    generation: int | None = None,
+    **values: Any,
+) -> bool:
+    """Compare-and-set: move the batch from ``from_`` (and parse ``generation`` when given)
+    to ``to`` with ``values``; False when the row was no longer in that state."""
+    conditions = [Batch.pk == batch_pk, Batch.status == from_]
+    if generation is not None:
+        conditions.append(Batch.parse_generation == generation)
+    moved = session.execute(
+        update(Batch).where(*conditions).values(status=to, updated_at=utcnow(), **values)
+    ).rowcount
+    return bool(moved)
+
+
+def add_verified(session: Session, batch_pk: int, written: int) -> None:
+    session.execute(
+        update(Batch)
+        .where(Batch.pk == batch_pk)
+        .values(verified=Batch.verified + written, updated_at=utcnow())
+    )
