@@ -1,101 +1,362 @@
 """Settings, read once from ``APEXVERIFY_*`` environment variables.
 
 Every field here is listed in ``docs/configuration.md``; keep the two in step.
+
+:class:`Settings` is a frozen ``pydantic-settings`` model. Values are validated when the
+object is built, whichever way it is built: :meth:`Settings.from_env` (the environment, or a
+given mapping), ``Settings(field=value, ...)`` (tests, embedding) or :meth:`Settings.replace`.
+Any invalid value raises :class:`~apexverify.errors.ConfigurationError` naming the
+``APEXVERIFY_*`` variable. ``Settings(...)`` never reads the environment: only
+:meth:`from_env` does.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from urllib.parse import SplitResult, urlsplit
 
-_PREFIX = "APEXVERIFY_"
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .errors import ConfigurationError
+
+PREFIX = "APEXVERIFY_"
+
+JobRunner = Literal["auto", "inprocess", "procrastinate"]
+PhoneLookupProvider = Literal["none", "hlrlookup", "twilio"]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# Values of these settings never appear in error messages (credentials, or URLs that may
+# carry a password).
+_SENSITIVE = frozenset(
+    {
+        "secret_key",
+        "database_url",
+        "redis_url",
+        "smtp_socks5_proxy",
+        "hlr_api_key",
+        "hlr_api_secret",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "storage_url",
+        "s3_endpoint_url",
+        "hlr_api_url",
+        "twilio_api_url",
+    }
+)
+
+# The mapping :meth:`Settings.from_env` reads; ``None`` (direct construction) reads nothing.
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "apexverify_settings_environment", default=None
+)
 
 
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"not a boolean: {raw!r}")
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: ``port`` -> ``APEXVERIFY_PORT``."""
+    return PREFIX + field.upper()
 
 
-def _parse_list(raw: str) -> list[str]:
-    return [part.strip() for part in raw.split(",") if part.strip()]
+def _port_of(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Runtime configuration. Build with :meth:`from_env`; tests pass overrides."""
+def _check_http_url(value: str) -> str:
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be empty or an http:// or https:// URL")
+    if _port_of(parts) == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
+    return value
+
+
+def _split_host_port(spec: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port or None)."""
+    if spec.startswith("["):
+        host, closed, rest = spec[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"{spec!r} is not host, host:port or [IPv6]:port")
+        port_text = rest[1:] if rest else None
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+    else:
+        host, port_text = spec, None  # a bare IPv6 address has several colons
+    if not host:
+        raise ValueError(f"{spec!r} has no host")
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{spec!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        if self.case_sensitive:
+            return dict(self._environ)
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    """The first problem of a validation error, naming its ``APEXVERIFY_*`` variable."""
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        kind = error.get("type")
+        message = str(error.get("msg", "invalid value"))
+        if kind == "extra_forbidden":
+            message = "not a setting"
+        elif kind == "value_error":  # our own validators: the message says it all
+            message = message.removeprefix("Value error, ")
+        else:  # pydantic's: "Input should be greater than 0" and the like
+            message = message.replace("Input should be", "must be", 1)
+            raw = error.get("input")
+            if field not in _SENSITIVE and isinstance(raw, str | int | float | bool | Path):
+                shown = repr(str(raw) if isinstance(raw, Path) else raw)
+                message += f" (got {shown[:60]})"
+        problems.append((env_name(field) if field else PREFIX + "*", message))
+    setting, message = problems[0]
+    if len(problems) > 1:
+        others = ", ".join(name for name, _ in problems[1:])
+        message += f"; also invalid: {others}"
+    return ConfigurationError(setting, message)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Build with :meth:`from_env`; tests pass keyword values."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        case_sensitive=False,
+        frozen=True,
+        # An unknown keyword is a typo: refuse it. Unknown APEXVERIFY_* variables in the
+        # environment are ignored (the environment source only reads declared fields).
+        extra="forbid",
+        validate_default=True,
+    )
 
     database_url: str = "sqlite:///var/apexverify.db"
     data_dir: Path = Path("var")
-    secret_key: str = ""  # keyed hashes of the global cache; generated into data_dir if empty
+    # keyed hashes of the global cache; generated into data_dir if empty
+    secret_key: str = Field(default="", repr=False)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
 
-    max_upload_bytes: int = 200 * 1024 * 1024
-    rate_limit_per_minute: int = 180
+    max_upload_bytes: PositiveInt = 200 * 1024 * 1024
+    rate_limit_per_minute: PositiveInt = 180
     redis_url: str = ""
 
-    email_price: float = 1.0
-    phone_price: float = 1.0
-    cache_refund_rate: float = 0.5
+    email_price: Price = 1.0
+    phone_price: Price = 1.0
+    cache_refund_rate: Annotated[float, Field(ge=0, le=1)] = 0.5
     refund_unknown: bool = True
 
-    verify_chunk_size: int = 500
-    verify_parallel_chunks: int = 4  # embedded mode: chunks of one batch verified at once
-    parse_workers: int = 0  # 0 = one per core
-    parse_chunk_bytes: int = 8 * 1024 * 1024  # scale-out: larger uploads parse as chunk jobs
-    sandbox_latency_ms: int = 0
-    max_verify_attempts: int = 3
+    verify_chunk_size: PositiveInt = 500
+    verify_parallel_chunks: PositiveInt = 4  # embedded mode: chunks of one batch at once
+    parse_workers: NonNegativeInt = 0  # 0 = one per core
+    parse_chunk_bytes: PositiveInt = 8 * 1024 * 1024  # scale-out: larger uploads parse in chunks
+    sandbox_latency_ms: NonNegativeInt = 0
+    max_verify_attempts: Annotated[int, Field(ge=1)] = 3
 
     # Email engine
-    dns_nameservers: list[str] = field(default_factory=list)
-    dns_timeout_seconds: float = 5.0
-    smtp_port: int = 25
-    smtp_timeout_seconds: float = 10.0
-    smtp_greylist_retry_seconds: float = 300.0
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dns_timeout_seconds: Seconds = 5.0
+    smtp_port: Port = 25
+    smtp_timeout_seconds: Seconds = 10.0
+    smtp_greylist_retry_seconds: NonNegativeSeconds = 300.0
     smtp_helo_name: str = "verify.apexverify.local"
     smtp_mail_from: str = "probe@verify.apexverify.local"
     smtp_socks5_proxy: str = ""
     smtp_allow_private_networks: bool = False
-    smtp_max_connections: int = 200
-    smtp_max_connections_per_mx: int = 5
-    smtp_rcpt_per_connection: int = 50
-    smtp_max_idle_connections: int = 1000  # idle SMTP connections kept ~10 s for the next chunk
+    smtp_max_connections: PositiveInt = 200
+    smtp_max_connections_per_mx: PositiveInt = 5
+    smtp_rcpt_per_connection: PositiveInt = 50
+    smtp_max_idle_connections: PositiveInt = 1000  # idle connections kept ~10 s
 
     # Phone engine
-    phone_lookup_provider: str = "none"  # none | hlrlookup | twilio
+    phone_lookup_provider: PhoneLookupProvider = "none"
     hlr_api_url: str = "https://api.hlrlookup.com/apiv2/hlr"
-    hlr_api_key: str = ""
-    hlr_api_secret: str = ""
+    hlr_api_key: str = Field(default="", repr=False)  # credentials stay out of repr()
+    hlr_api_secret: str = Field(default="", repr=False)
     twilio_api_url: str = "https://lookups.twilio.com"
     twilio_account_sid: str = ""
-    twilio_auth_token: str = ""
-    phone_lookup_concurrency: int = 10
-    phone_lookup_timeout_seconds: float = 10.0
-    phone_lookup_retries: int = 3
+    twilio_auth_token: str = Field(default="", repr=False)
+    phone_lookup_concurrency: PositiveInt = 10
+    phone_lookup_timeout_seconds: Seconds = 10.0
+    phone_lookup_retries: NonNegativeInt = 3
 
     # Scale-out mode
-    job_runner: str = "auto"  # auto | inprocess | procrastinate
+    job_runner: JobRunner = "auto"
     storage_dir: Path | None = None  # shared directory for uploads/exports (default data_dir)
     storage_url: str = ""  # s3://bucket[/prefix]: uploads in an S3-compatible bucket instead
     s3_endpoint_url: str = ""  # a non-AWS S3 service (MinIO, Ceph, R2...)
 
+    if not TYPE_CHECKING:
+        # Hidden from type checkers so that the pydantic mypy plugin still types the
+        # keyword arguments; at run time, a bad value becomes a ConfigurationError.
+        def __init__(self, **values: Any) -> None:
+            try:
+                super().__init__(**values)
+            except ValidationError as exc:
+                # ``from None``: the pydantic error would repeat the (maybe secret) input.
+                raise _configuration_error(exc) from None
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        source = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = source.get(_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            values[f.name] = _convert(f.name, f.type, raw)
-        values.update(overrides)
-        return cls(**values)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRONMENT.get()
+        if environ is None:
+            return (init_settings,)
+        return (init_settings, _MappingEnvSource(settings_cls, environ))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Settings from ``env`` (default ``os.environ``); keyword ``overrides`` win.
+
+        Raises :class:`ConfigurationError` naming the variable of the first invalid value.
+        """
+        with _reading(os.environ if env is None else env):
+            return cls(**overrides)
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` applied (``ConfigurationError`` if invalid)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update(changes)
+        return type(self)(**values)
+
+    # -- validation ------------------------------------------------------------------------
+
+    @field_validator("refund_unknown", "smtp_allow_private_networks", mode="before")
+    @classmethod
+    def _boolean(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return value or False  # an empty variable is "off", as it always was
+        return value
+
+    @field_validator("job_runner", "phone_lookup_provider", mode="before")
+    @classmethod
+    def _choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("dns_nameservers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _nameservers(cls, value: list[str]) -> list[str]:
+        servers = [spec.strip() for spec in value]
+        for spec in servers:
+            _split_host_port(spec)
+        return servers
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("storage_dir", mode="before")
+    @classmethod
+    def _storage_dir(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgres")):
+            raise ValueError("must be a sqlite:///... or postgresql://... URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be empty or a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        bucket = parts.netloc
+        if (
+            parts.scheme != "s3"
+            or not bucket
+            or any(c in bucket for c in "@:/ ")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be empty or s3://bucket[/prefix]")
+        return value
+
+    @field_validator("hlr_api_url", "twilio_api_url", "s3_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("smtp_socks5_proxy")
+    @classmethod
+    def _socks5_proxy(cls, value: str) -> str:
+        """``host:port``, ``user:pass@host:port`` or ``socks5://[user:pass@]host:port``: what
+        the email engine's ``socks5_url`` turns into a python-socks proxy URL."""
+        if not value:
+            return value
+        form = "must be empty or [socks5://][user:pass@]host:port"
+        parts = urlsplit(value if "://" in value else f"socks5://{value}")
+        if parts.scheme != "socks5" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(form)
+        if parts.query or parts.fragment:
+            raise ValueError(form)
+        port = _port_of(parts)
+        if port is None:
+            raise ValueError(f"{form} (the port is missing)")
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return value
+
+    # -- derived values --------------------------------------------------------------------
 
     @property
     def uploads_dir(self) -> Path:
@@ -103,25 +364,19 @@ class Settings:
 
     @property
     def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
+        return self.database_url.startswith("postgres")
 
     def price_for(self, record_type: str) -> float:
         return self.email_price if record_type == "email" else self.phone_price
 
 
-def _convert(name: str, annotation: Any, raw: str) -> Any:
-    kind = str(annotation)
+@contextmanager
+def _reading(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _ENVIRONMENT.set(environ)
     try:
-        if "bool" in kind:
-            return _parse_bool(raw)
-        if "list" in kind:
-            return _parse_list(raw)
-        if "Path" in kind:
-            return Path(raw) if raw else None
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{_PREFIX}{name.upper()}: {exc}") from exc
-    return raw
+        yield
+    finally:
+        _ENVIRONMENT.reset(token)
+
+
+__all__ = ["PREFIX", "JobRunner", "PhoneLookupProvider", "Settings", "env_name"]

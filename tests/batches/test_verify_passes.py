@@ -5,7 +5,6 @@ engine, on a real SQLite store)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,8 +55,7 @@ class ScriptedEngine(Verifier):
 
 
 def _ongoing_batch(tmp_path: Path, width: int) -> tuple[object, Batch]:
-    settings = dataclasses.replace(
-        Settings(),
+    settings = Settings().replace(
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         data_dir=tmp_path / "var",
         verify_chunk_size=CHUNK,

@@ -3,7 +3,6 @@ same figures as the one-job parse of the embedded mode, and a re-run chunk inser
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ def test_a_rerun_chunk_inserts_nothing_and_the_last_one_publishes(
     content = _contacts(12_000)
     batch_uuid = api.new_batch(content)
 
-    settings = dataclasses.replace(Settings.from_env(cluster.env), data_dir=tmp_path / "local")
+    settings = Settings.from_env(cluster.env).replace(data_dir=tmp_path / "local")
     services = build_services(settings)
     with services.store.read() as session:
         generation = session.scalar(select(Batch.parse_generation).where(Batch.uuid == batch_uuid))

@@ -3,13 +3,13 @@ live server (embedded mode) whose uploads, parses and deletes go through the buc
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from apexverify.errors import ConfigurationError
 from apexverify.settings import Settings
 from apexverify.storage import LocalStorage, make_storage
 from apexverify.storage.s3 import S3Storage
@@ -31,8 +31,7 @@ def aws_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _storage(s3: S3Server, data_dir: Path) -> S3Storage:
-    settings = dataclasses.replace(
-        Settings(),
+    settings = Settings().replace(
         data_dir=data_dir,
         storage_url=f"s3://{s3.bucket}/unit",
         s3_endpoint_url=s3.endpoint,
@@ -68,8 +67,10 @@ def test_a_file_put_on_one_machine_is_read_on_another(s3: S3Server, tmp_path: Pa
 
 def test_storage_url_must_be_s3_or_empty(tmp_path: Path) -> None:
     assert isinstance(make_storage(Settings(data_dir=tmp_path)), LocalStorage)
-    with pytest.raises(ValueError, match="s3://"):
-        make_storage(Settings(data_dir=tmp_path, storage_url="ftp://x"))
+    # Refused when the settings are built, before any storage exists.
+    with pytest.raises(ConfigurationError, match="s3://") as caught:
+        Settings(data_dir=tmp_path, storage_url="ftp://x")
+    assert caught.value.setting == "APEXVERIFY_STORAGE_URL"
 
 
 def test_server_keeps_uploads_in_the_bucket(s3: S3Server, make_server: object) -> None:
