@@ -6,9 +6,13 @@ Phases, all over the same deterministic input:
 
 1. ``plain loop``: the straightforward single-process phonenumbers loop (parse, possible
    length, validity, type, carrier, E.164), the baseline;
-2. ``analyze, 1 process``: the engine's analysis in this process (``iter_analyze``,
-   ``processes=1``, streamed in chunks like phase 3);
-3. ``analyze_many, P processes``: the engine's process-pool path (``iter_analyze``).
+2. ``analyze, 1 process``: the engine's offline analysis (``verify.phone.analyze``), one
+   number at a time in this process;
+3. ``engine, 1 process``: what a worker does with a phone batch and no lookup provider:
+   ``PhoneVerifier.verify_many`` over chunks of ``--chunk`` numbers (the default
+   ``APEXVERIFY_VERIFY_CHUNK_SIZE``), results built and counted;
+4. ``analyze, P processes``: phase 2 spread over a process pool of this script (P workers,
+   each analysing chunks), an upper bound for P worker processes on this machine.
 
 For each phase: numbers/s and peak memory of this process plus its worker processes, sampled
 every 50 ms (RSS summed, which counts pages shared by forked workers once per process, and
@@ -20,6 +24,7 @@ skews every figure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -27,7 +32,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +42,9 @@ import phonenumbers
 import psutil
 from phonenumbers import PhoneNumberFormat, PhoneNumberType, carrier
 
-from apexverify.verify.phone.parallel import iter_analyze
+from apexverify.settings import Settings
+from apexverify.verify.base import PhoneResult, VerifyContext, VerifyItem
+from apexverify.verify.phone import PhoneAnalysis, PhoneVerifier, analyze
 
 # (region, type, share of the international part of the mix)
 _FOREIGN = [
@@ -140,18 +148,60 @@ def plain_loop(numbers: list[str], region: str) -> Counter[str]:
     return counts
 
 
-def _count(chunks: Iterator[list]) -> Counter[str]:  # type: ignore[type-arg]
+def _kind(analysis: PhoneAnalysis) -> str:
+    if analysis.e164 is None:
+        return "syntax_error"
+    return "allocated" if analysis.valid_range else "unallocated"
+
+
+def _chunks(numbers: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(numbers), size):
+        yield numbers[start : start + size]
+
+
+def analyze_loop(numbers: Iterable[str], region: str) -> Counter[str]:
+    """Phase 2, and the work of one pool worker in phase 4."""
+    return Counter(_kind(analyze(raw, region)) for raw in numbers)
+
+
+def engine_loop(numbers: list[str], region: str, chunk: int) -> Counter[str]:
+    """Phase 3: the phone engine without a lookup provider, chunk by chunk."""
+
+    async def run() -> Counter[str]:
+        verifier = PhoneVerifier(Settings(phone_lookup_provider="none"))
+        context = VerifyContext(target_country=region)
+        counts: Counter[str] = Counter()
+        try:
+            for part in _chunks(numbers, chunk):
+                outcomes = await verifier.verify_many([VerifyItem(n) for n in part], context)
+                for outcome in outcomes:
+                    assert isinstance(outcome, PhoneResult)
+                    if outcome.is_syntax_error:
+                        counts["syntax_error"] += 1
+                    elif outcome.wrong:  # offline, "wrong" means an unallocated range
+                        counts["unallocated"] += 1
+                    else:
+                        counts["allocated"] += 1
+        finally:
+            await verifier.aclose()
+        return counts
+
+    return asyncio.run(run())
+
+
+def _warm_worker() -> None:
+    # Parse one number per worker up front: it imports the region metadata the first chunk
+    # would otherwise load while the clock is running.
+    analyze_loop(["+14155550123", "+447700900123"], "US")
+
+
+def pool_loop(numbers: list[str], region: str, processes: int, chunk: int) -> Counter[str]:
+    """Phase 4: chunks analysed by ``processes`` worker processes, counts summed here."""
     counts: Counter[str] = Counter()
-    for chunk in chunks:
-        for a in chunk:
-            key = (
-                "syntax_error"
-                if a.e164 is None
-                else "allocated"
-                if a.valid_range
-                else "unallocated"
-            )
-            counts[key] += 1
+    with ProcessPoolExecutor(max_workers=processes, initializer=_warm_worker) as pool:
+        parts = list(_chunks(numbers, chunk))
+        for part_counts in pool.map(analyze_loop, parts, [region] * len(parts)):
+            counts.update(part_counts)
     return counts
 
 
@@ -235,7 +285,7 @@ def run_phase(name: str, count: int, work: Callable[[], Counter[str]]) -> Phase:
         counts=dict(sorted(counts.items())),
     )
     print(
-        f"{name:<28} {phase.seconds:>8.2f} s {phase.per_second:>10,} numbers/s   "
+        f"{name:<36} {phase.seconds:>8.2f} s {phase.per_second:>10,} numbers/s   "
         f"peak RSS {phase.peak_rss_mb:>7.1f} MB  PSS {phase.peak_pss_mb:>7.1f} MB  "
         f"workers {phase.workers}  cores used {phase.cores_used}  "
         f"load {phase.load_before}->{phase.load_after}  {phase.counts}",
@@ -266,6 +316,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--region", default="US")
+    parser.add_argument("--chunk", type=int, default=Settings().verify_chunk_size)
+    parser.add_argument("--pool-chunk", type=int, default=5_000, help="numbers per pool task")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -276,19 +328,20 @@ def main() -> None:
 
     phases = [
         run_phase("plain loop, 1 process", args.count, lambda: plain_loop(numbers, args.region)),
+        run_phase("analyze, 1 process", args.count, lambda: analyze_loop(numbers, args.region)),
         run_phase(
-            "analyze, 1 process",
+            f"engine, 1 process, chunks of {args.chunk}",
             args.count,
-            lambda: _count(iter_analyze(numbers, args.region, processes=1)),
+            lambda: engine_loop(numbers, args.region, args.chunk),
         ),
         run_phase(
-            f"analyze_many, {args.processes} processes",
+            f"analyze, {args.processes} processes",
             args.count,
-            lambda: _count(iter_analyze(numbers, args.region, processes=args.processes)),
+            lambda: pool_loop(numbers, args.region, args.processes, args.pool_chunk),
         ),
     ]
-    ratio = phases[2].per_second / phases[0].per_second
-    print(f"parallel engine vs plain loop: {ratio:.2f}x")
+    ratio = phases[3].per_second / phases[0].per_second
+    print(f"parallel analysis vs plain loop: {ratio:.2f}x")
     if args.json:
         report = {
             "command": f"bench/phone_offline.py --count {args.count}",

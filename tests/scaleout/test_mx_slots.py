@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from apexverify.jobs.mx_slots import RedisMxSlots
+from apexverify.verify.email.redis_slots import RedisMxSlots
 
 
 def test_cap_is_shared_between_independent_clients(redis_url: str) -> None:

@@ -6,15 +6,19 @@ one outcome per item, in the same order. An outcome is either a final result or 
 :class:`Retry` that asks the caller to try that item again later (greylisting, provider rate
 limits): the batch runner stores the retry time in the database, so a retry survives restarts.
 
-Engines import nothing from the web or database layers.
+An engine that cannot work at all (the provider refuses its credentials, the account is
+suspended) raises :class:`EngineUnavailable`; any other exception is transient.
+
+Engines import nothing from the web or database layers. Callers get engines from a
+:class:`VerifierFactory` (``verify/registry.py``: :class:`~.registry.EngineFactory`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import Field, asdict, dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 RecordType = Literal["email", "phone"]
 Verdict = Literal["valid", "wrong", "unknown"]
@@ -57,6 +61,7 @@ def _verdict(valid: bool, wrong: bool) -> Verdict:
 class _ResultMixin:
     """Verdict and serialization shared by the result types."""
 
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every subclass is a dataclass
     valid: bool
     wrong: bool
 
@@ -65,7 +70,7 @@ class _ResultMixin:
         return _verdict(self.valid, self.wrong)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)  # type: ignore[call-overload]
+        data = asdict(self)
         extra = data.pop("extra")
         data.update(extra)
         return dict(data)
@@ -159,10 +164,24 @@ class VerifyContext:
     max_attempts: int = 3
 
 
-class Verifier(ABC):
-    """A verification engine for one record type."""
+class EngineUnavailable(Exception):
+    """The engine cannot work at all (credentials refused, account suspended at the
+    provider); retrying will not help.
 
-    record_type: ClassVar[RecordType]
+    Raised by :meth:`Verifier.verify_many` for the whole call, never for one item. The message
+    names the engine and the cause, never a credential.
+    """
+
+
+class Verifier(ABC):
+    """A verification engine for one record type.
+
+    ``verify_many`` raises :class:`EngineUnavailable` when the engine cannot work at all;
+    any other exception it raises is transient (a bug, a network or provider incident): the
+    caller may try the same items again later.
+    """
+
+    record_type: RecordType
 
     @abstractmethod
     async def verify_many(
@@ -176,6 +195,12 @@ class Verifier(ABC):
         """Release connections and caches."""
 
 
+class VerifierFactory(Protocol):
+    """Builds the engine for a record type; sandbox accounts get the sandbox engine."""
+
+    def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier: ...
+
+
 def syntax_error_result(record_type: RecordType) -> Result:
     return EmailResult.syntax_error() if record_type == "email" else PhoneResult.syntax_error()
 
@@ -187,4 +212,4 @@ def result_from_dict(record_type: RecordType, data: dict[str, Any]) -> Result:
     cls = EmailResult if record_type == "email" else PhoneResult
     known = {f for f in cls.__dataclass_fields__ if f != "extra"}
     core = {k: data.pop(k) for k in list(data) if k in known}
-    return cls(**core, extra=data)  # type: ignore[arg-type]
+    return cls(**core, extra=data)

@@ -1,29 +1,122 @@
-"""Choose the engine for a record type: sandbox accounts never touch the network."""
+"""The one place that builds verification engines from settings.
+
+:class:`EngineFactory` implements :class:`~.base.VerifierFactory`: sandbox accounts get the
+:class:`~.sandbox.SandboxVerifier` (never any network); real verification gets the email or
+phone engine configured by :class:`~apexverify.settings.Settings`. :meth:`EngineFactory.check`
+builds every configured engine once at start-up, so a missing credential or a bad provider
+setting stops ``serve``/``worker`` with a :class:`~apexverify.errors.ConfigurationError`
+instead of failing the first batch.
+
+When ``APEXVERIFY_REDIS_URL`` is set, the email engines a factory builds share their per-MX
+connection caps with every other process through Redis (``email/redis_slots.py``); the
+factory owns that one Redis client, created on the first real email build, and
+:meth:`EngineFactory.aclose` closes it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from ..errors import ConfigurationError
 from ..settings import Settings
-from .base import RecordType, Verifier
+from .base import RecordType, Verifier, VerifierFactory
 from .sandbox import SandboxVerifier
 
+if TYPE_CHECKING:
+    from .email.engine import EmailVerifier
+    from .email.redis_slots import RedisMxSlots
+    from .phone.engine import PhoneVerifier
 
-def build_verifier(
-    record_type: RecordType,
-    settings: Settings,
-    *,
-    sandbox: bool,
-    on_smtp_reply: Callable[[str, int], None] | None = None,
-) -> Verifier:
-    """``on_smtp_reply(stage, code)`` is told of every SMTP reply the email engine receives."""
-    if sandbox:
-        return SandboxVerifier(record_type, settings.sandbox_latency_ms)
-    if record_type == "email":
+
+class EngineFactory(VerifierFactory):
+    """Builds engines for one process (one per ``serve`` or ``worker``, not per chunk).
+
+    ``on_smtp_reply(stage, code)`` is told of every SMTP reply the email engines receive.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_smtp_reply: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._on_smtp_reply = on_smtp_reply
+        self._redis_slots: RedisMxSlots | None = None
+
+    def __repr__(self) -> str:
+        shared = "redis" if self.settings.redis_url else "local"
+        provider = self.settings.phone_lookup_provider
+        return f"<EngineFactory mx_slots={shared} phone_lookup={provider}>"
+
+    def check(self) -> None:
+        """Build every configured real engine once and drop it: a missing credential, an
+        unusable DNS configuration or a bad Redis URL raises :class:`ConfigurationError`
+        naming the setting. Synchronous and offline: engines open connections only when
+        they first verify, so the ones built here hold nothing that needs closing."""
+        self._email_engine(check_only=True)
+        self._phone_engine()
+        if self.settings.redis_url:
+            from redis.asyncio.connection import parse_url
+
+            try:
+                parse_url(self.settings.redis_url)
+            except ValueError as exc:
+                raise ConfigurationError("APEXVERIFY_REDIS_URL", str(exc)) from None
+
+    def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier:
+        """The engine for ``record_type``: the sandbox one for sandbox accounts."""
+        if sandbox:
+            return SandboxVerifier(record_type, self.settings.sandbox_latency_ms)
+        if record_type == "email":
+            return self._email_engine()
+        if record_type == "phone":
+            return self._phone_engine()
+        raise ValueError(f"no engine for record type {record_type!r}")
+
+    async def aclose(self) -> None:
+        """Close what the factory shares between its engines (the Redis client)."""
+        slots, self._redis_slots = self._redis_slots, None
+        if slots is not None:
+            await slots.aclose()
+
+    # -- engines -----------------------------------------------------------------------
+
+    def _email_engine(self, *, check_only: bool = False) -> EmailVerifier:
+        import dns.resolver
+
         from .email.engine import EmailVerifier
         from .email.smtp import ignore_reply
 
-        return EmailVerifier(settings, on_reply=on_smtp_reply or ignore_reply)
-    from .phone.engine import PhoneVerifier
+        # check() leaves the Redis client to the first real build (no client outside an
+        # event loop); without Redis the caps are in-process.
+        shared = bool(self.settings.redis_url) and not check_only
+        try:
+            return EmailVerifier(
+                self.settings,
+                mx_slots=self._shared_slots() if shared else None,
+                on_reply=self._on_smtp_reply or ignore_reply,
+            )
+        except dns.resolver.NoResolverConfiguration:
+            raise ConfigurationError(
+                "APEXVERIFY_DNS_NAMESERVERS",
+                "the system has no DNS resolver configuration; set the nameservers",
+            ) from None
 
-    return PhoneVerifier(settings)
+    def _phone_engine(self) -> PhoneVerifier:
+        from .phone.engine import PhoneVerifier
+
+        return PhoneVerifier(self.settings)
+
+    def _shared_slots(self) -> RedisMxSlots:
+        if self._redis_slots is None:
+            from .email.redis_slots import RedisMxSlots
+
+            self._redis_slots = RedisMxSlots(
+                self.settings.redis_url, self.settings.smtp_max_connections_per_mx
+            )
+        return self._redis_slots
+
+
+__all__ = ["EngineFactory", "VerifierFactory"]

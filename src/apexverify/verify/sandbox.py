@@ -83,7 +83,7 @@ class SandboxVerifier(Verifier):
     """Deterministic engine; ``latency_ms`` simulates work per call (progress demos, tests)."""
 
     def __init__(self, record_type: RecordType, latency_ms: int = 0) -> None:
-        self.record_type = record_type  # type: ignore[misc]
+        self.record_type = record_type
         self._latency = latency_ms / 1000
 
     async def verify_many(

@@ -15,7 +15,7 @@ import pytest
 from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.email.engine import EmailVerifier, verify_emails
 from apexverify.verify.email.slots import LocalMxSlots
-from apexverify.verify.email.smtp import ProbeConfig, Target, run_session
+from apexverify.verify.email.smtp import ProbeConfig, SessionResult, Target, run_session
 from tests.labs.smtp_lab import ADDRESSES, email_lab
 from tests.labs.socks5 import socks5_proxy
 
@@ -81,7 +81,8 @@ async def test_catch_all_probed_once_per_domain_per_instance() -> None:
             a for a in _requested(lab.rcpt_log, "catchall") if a.split("@")[0] not in ("a", "b")
         ]
         assert len(probes) == 1
-        assert second[0].extra["catch_all"] == "yes"  # type: ignore[union-attr]
+        assert isinstance(second[0], EmailResult)
+        assert second[0].extra["catch_all"] == "yes"
 
 
 async def test_microsoft_365_is_measured_not_assumed_catch_all() -> None:
@@ -247,23 +248,23 @@ async def test_per_mx_limit_through_pluggable_slots() -> None:
         assert slots.peak == Counter({ADDRESSES["rejects"]: 2})
 
 
-async def test_global_connection_limit() -> None:
+async def test_global_connection_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     async with email_lab(latency=0.01) as lab:
         verifier = EmailVerifier(lab.settings(smtp_max_connections=2, smtp_rcpt_per_connection=1))
         active = 0
         peak = 0
         real = verifier._session
 
-        async def counting(*args: Any) -> Any:
+        async def counting(target: Target, recipients: list[str]) -> SessionResult:
             nonlocal active, peak
             active += 1
             peak = max(peak, active)
             try:
-                return await real(*args)
+                return await real(target, recipients)
             finally:
                 active -= 1
 
-        verifier._session = counting  # type: ignore[method-assign]
+        monkeypatch.setattr(verifier, "_session", counting)
         d = lab.domains
         addresses = [f"u{i}@{dom}" for i in range(3) for dom in (d.rejects, d.catchall, d.greylist)]
         await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())

@@ -148,7 +148,7 @@ async def _probe(
 
 
 @pytest.mark.parametrize("row_id", sorted(SCENARIOS))
-async def test_verdict_row(row_id: str) -> None:
+async def test_verdict_row(row_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     row = ROWS[row_id]
     address_of, overrides, before = SCENARIOS[row_id]
     async with email_lab() as lab:
@@ -158,7 +158,7 @@ async def test_verdict_row(row_id: str) -> None:
             async def broken(domain: str) -> None:
                 raise RuntimeError("simulated engine bug")
 
-            verifier._mx.mail_domain = broken  # type: ignore[method-assign,assignment]
+            monkeypatch.setattr(verifier._mx, "mail_domain", broken)
         if before(lab.domains):
             await verifier.verify_many(
                 [VerifyItem(a) for a in before(lab.domains)], VerifyContext()

@@ -6,7 +6,7 @@ import phonenumbers
 import pytest
 
 from apexverify.verify.base import PHONE_STATUSES, PHONE_TYPES
-from apexverify.verify.phone import analyze, analyze_many, offline_result
+from apexverify.verify.phone import analyze, offline_result
 from apexverify.verify.phone.analysis import type_and_region
 from apexverify.verify.phone.typemap import (
     HLRLOOKUP_TYPES,
@@ -181,14 +181,6 @@ def test_type_maps_cover_everything_and_stay_in_the_enum() -> None:
     }
     assert "bad_format" not in LIBPHONENUMBER_TYPES.values()
     assert {"inconclusive", "not_applicable"} <= set(PHONE_STATUSES)
-
-
-def test_analyze_many_in_processes_matches_serial() -> None:
-    numbers = [row[0] for row in TABLE] * 50 + [raw for raw, _ in SYNTAX_ERRORS]
-    serial = [analyze(n, "GB") for n in numbers]
-    assert analyze_many(numbers, "GB", processes=2, chunk_size=97) == serial
-    assert analyze_many(numbers, "GB", processes=1) == serial
-    assert analyze_many([], "GB", processes=2) == []
 
 
 def test_type_and_region_agrees_with_public_functions() -> None:

@@ -7,10 +7,10 @@ import logging
 import pytest
 
 from apexverify.settings import Settings
-from apexverify.verify.base import PhoneResult, Retry, VerifyContext, VerifyItem
+from apexverify.verify.base import EngineUnavailable, PhoneResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.phone import PhoneVerifier, verify_phones
 from apexverify.verify.phone.lookup import RetryPolicy
-from apexverify.verify.registry import build_verifier
+from apexverify.verify.registry import EngineFactory
 from tests.labs.phone_providers import NumberBehaviour, PhoneProviderLab, phone_provider_lab
 
 FAST = RetryPolicy(retries=1, backoff_base=0.01, backoff_max=0.02, max_inline_wait=0.5)
@@ -187,14 +187,18 @@ async def test_timeouts_ask_for_a_later_retry() -> None:
     assert out[0].reason == "hlrlookup: timeout"
 
 
-async def test_auth_failure_is_final_not_retried() -> None:
+@pytest.mark.parametrize("provider", ["hlrlookup", "twilio"])
+async def test_refused_credentials_make_the_engine_unavailable(provider: str) -> None:
+    # Not a per-number failure and not worth retrying: the whole call fails, so the caller
+    # can stop the batch instead of paying for offline-only results.
     with phone_provider_lab() as lab:
-        verifier = _verifier(lab, "hlrlookup", hlr_api_key="revoked")
-        out = await verifier.verify_many(_items(GB_MOBILE), CTX)
-        await verifier.aclose()
-    result = _final(out[0])
-    assert result.verdict == "unknown"
-    assert result.extra["lookup_error"] == "auth"
+        verifier = _verifier(lab, provider, hlr_api_key="revoked", twilio_auth_token="revoked")
+        try:
+            with pytest.raises(EngineUnavailable, match=f"{provider}.*HTTP 401"):
+                await verifier.verify_many(_items(GB_MOBILE, DE_MOBILE), CTX)
+        finally:
+            await verifier.aclose()
+        assert {r.status for r in lab.requests} == {401}
 
 
 async def test_lookups_are_cached_across_chunks() -> None:
@@ -219,10 +223,12 @@ async def test_credentials_never_leak(provider: str, caplog: pytest.LogCaptureFi
         out = await verifier.verify_many(_items(GB_MOBILE, DE_MOBILE, FR_MOBILE), CTX)
         last = await verifier.verify_many(_items(DE_MOBILE, attempt=3), CTX)
         bad = _verifier(lab, provider, hlr_api_secret="x", twilio_auth_token="x")
-        denied = await bad.verify_many(_items(GB_MOBILE), CTX)
+        with pytest.raises(EngineUnavailable) as denied:
+            await bad.verify_many(_items(GB_MOBILE), CTX)
         texts = [repr(verifier), repr(verifier._lookup), repr(bad), caplog.text]
-        texts += [repr(o) for o in [*out, *last, *denied]]
-        texts += [str(o.to_dict()) for o in [*out, *last, *denied] if isinstance(o, PhoneResult)]
+        texts += [str(denied.value), repr(denied.value)]
+        texts += [repr(o) for o in [*out, *last]]
+        texts += [str(o.to_dict()) for o in [*out, *last] if isinstance(o, PhoneResult)]
         await verifier.aclose()
         await bad.aclose()
         secrets = lab.secrets()
@@ -243,7 +249,7 @@ async def test_verify_phones_library_entry_retries_and_returns_final_results() -
     assert results[0].status == "live"
 
 
-def test_registry_builds_the_phone_engine() -> None:
-    verifier = build_verifier("phone", Settings(), sandbox=False)
+def test_factory_builds_the_phone_engine() -> None:
+    verifier = EngineFactory(Settings()).build("phone", sandbox=False)
     assert isinstance(verifier, PhoneVerifier)
     assert verifier.record_type == "phone"

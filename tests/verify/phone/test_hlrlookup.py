@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from apexverify.errors import ConfigurationError
 from apexverify.settings import Settings
+from apexverify.verify.base import EngineUnavailable
 from apexverify.verify.phone.lookup import LookupFailure, LookupResult, RetryPolicy, build_lookup
 from apexverify.verify.phone.lookup.hlrlookup import HlrLookupProvider, parse_result
 from tests.labs.phone_providers import NumberBehaviour, hlr_result, phone_provider_lab
@@ -52,13 +54,14 @@ async def test_live_ported_result_is_parsed() -> None:
         operator="Virgin Mobile",
         original_operator="EE Limited (Orange)",
     )
-    assert isinstance(out[DE_MOBILE], LookupResult)
-    assert out[DE_MOBILE].status == "dead"
-    assert out[DE_MOBILE].mcc is None
-    assert out[DE_MOBILE].operator is None
-    assert isinstance(out[FR_MOBILE], LookupResult)
-    assert out[FR_MOBILE].status == "absent_subscriber"
-    assert out[FR_MOBILE].is_ported is False
+    dead, absent = out[DE_MOBILE], out[FR_MOBILE]
+    assert isinstance(dead, LookupResult)
+    assert dead.status == "dead"
+    assert dead.mcc is None
+    assert dead.operator is None
+    assert isinstance(absent, LookupResult)
+    assert absent.status == "absent_subscriber"
+    assert absent.is_ported is False
 
 
 def test_every_documented_live_status_maps_to_the_enum() -> None:
@@ -164,15 +167,30 @@ async def test_timeout_gives_transient_failure() -> None:
     assert out[GB_MOBILE] == LookupFailure("timeout", transient=True)
 
 
-async def test_bad_credentials_are_not_retried() -> None:
+async def test_bad_credentials_make_the_engine_unavailable_without_retry() -> None:
     with phone_provider_lab() as lab:
         provider = _provider(lab.settings("hlrlookup", hlr_api_secret="wrong-secret"))
         try:
-            out = await provider.lookup_many([GB_MOBILE])
+            with pytest.raises(EngineUnavailable, match=r"hlrlookup.*HTTP 401") as caught:
+                await provider.lookup_many([GB_MOBILE])
         finally:
             await provider.aclose()
         assert [r.status for r in lab.requests] == [401]
-    assert out[GB_MOBILE] == LookupFailure("auth", transient=False)
+    assert "wrong-secret" not in str(caught.value)
+    assert lab.hlr_secret not in str(caught.value)
+
+
+async def test_forbidden_account_makes_the_engine_unavailable() -> None:
+    # 403: the credentials are known but the account may not use the API (suspended).
+    behaviours = {GB_MOBILE: NumberBehaviour(fail_times=1, fail_status=403)}
+    with phone_provider_lab(behaviours) as lab:
+        provider = _provider(lab.settings("hlrlookup"))
+        try:
+            with pytest.raises(EngineUnavailable, match="HTTP 403"):
+                await provider.lookup_many([GB_MOBILE])
+        finally:
+            await provider.aclose()
+        assert [r.status for r in lab.requests] == [403]
 
 
 async def test_connection_refused_is_transient() -> None:
@@ -215,6 +233,10 @@ async def test_concurrency_is_bounded() -> None:
 
 
 def test_missing_credentials_fail_fast_without_revealing_values() -> None:
-    with pytest.raises(ValueError, match="APEXVERIFY_HLR_API_SECRET") as caught:
+    with pytest.raises(ConfigurationError, match="APEXVERIFY_HLR_API_SECRET") as caught:
         build_lookup(Settings(phone_lookup_provider="hlrlookup", hlr_api_key="k-123"))
+    assert caught.value.setting == "APEXVERIFY_HLR_API_SECRET"
     assert "k-123" not in str(caught.value)
+    with pytest.raises(ConfigurationError) as no_key:
+        build_lookup(Settings(phone_lookup_provider="hlrlookup"))
+    assert no_key.value.setting == "APEXVERIFY_HLR_API_KEY"

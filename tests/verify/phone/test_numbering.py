@@ -49,7 +49,7 @@ def test_refuses(raw: str, region: str) -> None:
 
 
 def test_numeric_cells_from_spreadsheets() -> None:
-    assert normalize_phone(2015550123, "US") == "+12015550123"  # type: ignore[arg-type]
-    assert normalize_phone(447400123456.0, "GB") == "+447400123456"  # type: ignore[arg-type]
-    assert normalize_phone(None, "US") is None  # type: ignore[arg-type]
-    assert normalize_phone(True, "US") is None  # type: ignore[arg-type]
+    assert normalize_phone(2015550123, "US") == "+12015550123"
+    assert normalize_phone(447400123456.0, "GB") == "+447400123456"
+    assert normalize_phone(None, "US") is None
+    assert normalize_phone(True, "US") is None

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from apexverify.errors import ConfigurationError
 from apexverify.settings import Settings
+from apexverify.verify.base import EngineUnavailable
 from apexverify.verify.phone.lookup import LookupFailure, LookupResult, RetryPolicy, build_lookup
 from apexverify.verify.phone.lookup.twilio import TwilioLookupProvider, parse_response
 from tests.labs.phone_providers import NumberBehaviour, phone_provider_lab, twilio_body
@@ -124,20 +126,41 @@ async def test_timeout_and_5xx() -> None:
     assert isinstance(out[US_NUMBER], LookupResult)
 
 
-async def test_bad_token_is_auth_failure() -> None:
+async def test_bad_token_makes_the_engine_unavailable() -> None:
     with phone_provider_lab() as lab:
         provider = _provider(lab.settings("twilio", twilio_auth_token="nope"))
         try:
-            out = await provider.lookup_many([GB_MOBILE])
+            with pytest.raises(EngineUnavailable, match=r"twilio.*HTTP 401") as caught:
+                await provider.lookup_many([GB_MOBILE, US_NUMBER])
         finally:
             await provider.aclose()
-        assert [r.status for r in lab.requests] == [401]
-    assert out[GB_MOBILE] == LookupFailure("auth", transient=False)
+        # not retried; the other number's request may or may not have been sent by then
+        assert {r.status for r in lab.requests} == {401}
+        assert len(lab.requests) <= 2
+    assert "nope" not in str(caught.value)
+
+
+async def test_suspended_account_makes_the_engine_unavailable() -> None:
+    behaviours = {GB_MOBILE: NumberBehaviour(fail_times=1, fail_status=403)}
+    with phone_provider_lab(behaviours) as lab:
+        provider = _provider(lab.settings("twilio"))
+        try:
+            with pytest.raises(EngineUnavailable, match="HTTP 403"):
+                await provider.lookup_many([GB_MOBILE])
+        finally:
+            await provider.aclose()
+        assert [r.status for r in lab.requests] == [403]
 
 
 def test_missing_credentials() -> None:
-    with pytest.raises(ValueError, match="APEXVERIFY_TWILIO_AUTH_TOKEN"):
+    with pytest.raises(ConfigurationError, match="APEXVERIFY_TWILIO_AUTH_TOKEN") as caught:
         build_lookup(Settings(phone_lookup_provider="twilio", twilio_account_sid="AC1"))
-    with pytest.raises(ValueError, match="APEXVERIFY_PHONE_LOOKUP_PROVIDER"):
-        build_lookup(Settings(phone_lookup_provider="carrier-pigeon"))
+    assert caught.value.setting == "APEXVERIFY_TWILIO_AUTH_TOKEN"
+    with pytest.raises(ConfigurationError) as no_sid:
+        build_lookup(Settings(phone_lookup_provider="twilio", twilio_auth_token="t0k"))
+    assert no_sid.value.setting == "APEXVERIFY_TWILIO_ACCOUNT_SID"
+    assert "t0k" not in str(no_sid.value)
+    # An unknown provider is refused when the settings are built, naming the variable.
+    with pytest.raises(ConfigurationError, match="APEXVERIFY_PHONE_LOOKUP_PROVIDER"):
+        Settings(phone_lookup_provider="carrier-pigeon")
     assert build_lookup(Settings(phone_lookup_provider="none")) is None

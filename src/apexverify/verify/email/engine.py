@@ -16,7 +16,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ...settings import Settings
-from ..base import EmailResult, Outcome, Retry, Verifier, VerifyContext, VerifyItem
+from ..base import (
+    EmailResult,
+    Outcome,
+    RecordType,
+    Retry,
+    Verifier,
+    VerifyContext,
+    VerifyItem,
+)
 from .catchall import CatchAllCache, state_from_reply
 from .lists import is_disposable, is_free, is_role
 from .mx import MailDomain, MxResolver, build_resolver
@@ -98,7 +106,7 @@ class _Answer:
 class EmailVerifier(Verifier):
     """Verifies normalized email addresses; one instance per batch run (its caches)."""
 
-    record_type = "email"
+    record_type: RecordType = "email"
 
     def __init__(
         self,
@@ -186,7 +194,7 @@ class EmailVerifier(Verifier):
                 if outcomes[index] is None:
                     local = address.rpartition("@")[0]
                     flags = Flags(is_free=is_free(domain), is_role=is_role(local))
-                    extra = {"reason": f"{type(exc).__name__}: {exc}"}
+                    extra: dict[str, object] = {"reason": f"{type(exc).__name__}: {exc}"}
                     outcomes[index] = self._decide(Evidence.ENGINE_ERROR, flags, final, extra)
 
     async def _verify_domain(

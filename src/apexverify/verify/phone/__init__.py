@@ -1,22 +1,24 @@
 """Phone engine: offline numbering analysis plus optional live lookups (hlrlookup, Twilio).
 
 Public API: :class:`PhoneVerifier` (the batch engine), :func:`verify_phones` (library entry),
-:func:`analyze` / :func:`analyze_many` (offline analysis, one number or many on every core),
-:func:`normalize_phone` (E.164 at parse time).
+:func:`analyze` (offline analysis of one number), :func:`normalize_phone` (E.164 at parse
+time).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .analysis import PhoneAnalysis, analyze, offline_result
 from .numbering import normalize_phone
-from .parallel import analyze_many, iter_analyze
+
+if TYPE_CHECKING:  # imported lazily at run time, see __getattr__
+    from .engine import PhoneVerifier, verify_phones
 
 __all__ = [
     "PhoneAnalysis",
     "PhoneVerifier",
     "analyze",
-    "analyze_many",
-    "iter_analyze",
     "normalize_phone",
     "offline_result",
     "verify_phones",

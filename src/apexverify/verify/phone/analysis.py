@@ -49,7 +49,7 @@ _CARRIER_TYPES = frozenset(
 
 
 class PhoneAnalysis(NamedTuple):
-    """Offline facts about one input. A plain tuple so it pickles cheaply across processes."""
+    """Offline facts about one input; a plain tuple, cheap to build and to compare."""
 
     e164: str | None  # None: unparseable or impossible length (syntax error)
     country: str | None  # ISO 3166 region of the range, "001" for non-geographic
@@ -73,6 +73,8 @@ def type_and_region(number: phonenumbers.PhoneNumber) -> tuple[int, str | None]:
     public functions.
     """
     region = phonenumbers.region_code_for_number(number)
+    if region is None or number.country_code is None:  # number_type() finds no metadata
+        return phonenumbers.PhoneNumberType.UNKNOWN, region
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
     if metadata is None:
         return phonenumbers.PhoneNumberType.UNKNOWN, region
@@ -83,6 +85,8 @@ def type_and_region(number: phonenumbers.PhoneNumber) -> tuple[int, str | None]:
 def _sole_region(number: phonenumbers.PhoneNumber) -> str | None:
     # An unallocated range still belongs to its country code; name the country only when
     # the code has one (+44 -> GB, but +1 is shared by 25 regions and stays None).
+    if number.country_code is None:
+        return None
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
     return regions[0] if len(regions) == 1 else None
 
@@ -111,13 +115,8 @@ def analyze(raw: str, region: str | None) -> PhoneAnalysis:
         type=LIBPHONENUMBER_TYPES[number_type] if valid else "unknown",
         valid_range=valid,
         operator=operator,
-        number_portability=bool(country) and is_mobile_number_portable_region(country),
+        number_portability=bool(country and is_mobile_number_portable_region(country)),
     )
-
-
-def analyze_chunk(raws: list[str], region: str | None) -> list[PhoneAnalysis]:
-    """Top-level (picklable) so process pools can run it on a chunk."""
-    return [analyze(raw, region) for raw in raws]
 
 
 def base_extra(analysis: PhoneAnalysis) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Flow of one ``verify_many`` call:
    this verifier's result cache are looked up once each, whatever the duplicates;
 3. provider facts are merged under the rules below; transient provider failures become a
    :class:`Retry` until the last attempt, which falls back to the offline result with the
-   ``lookup_error`` extra field set.
+   ``lookup_error`` extra field set. A provider that refuses the credentials or the account
+   (HTTP 401/403) makes the whole call raise :class:`EngineUnavailable` instead.
 
 Verdict with a live lookup: ``live`` -> valid; ``dead`` or ``no_teleservice_provisioned``
 (a SIM without voice/SMS service) -> wrong; every other status -> unknown. A provider that
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
-from typing import ClassVar
 
 from ...settings import Settings
 from ..base import (
@@ -95,7 +95,7 @@ def _failed(analysis: PhoneAnalysis, failure: LookupFailure) -> PhoneResult:
 
 
 class PhoneVerifier(Verifier):
-    record_type: ClassVar[RecordType] = "phone"
+    record_type: RecordType = "phone"
 
     def __init__(
         self,
@@ -171,6 +171,7 @@ async def verify_phones(
 
     Library entry point: retries the engine asks for are honoured here (waiting at most
     ``max_retry_wait`` seconds between rounds) up to ``settings.max_verify_attempts``.
+    Raises :class:`EngineUnavailable` when the lookup provider refuses the credentials.
     """
     context = VerifyContext(
         target_country=target_country, max_attempts=max(1, settings.max_verify_attempts)
@@ -187,8 +188,10 @@ async def verify_phones(
                 if isinstance(outcome, Retry):
                     retry.append((index, VerifyItem(item.value, item.attempt + 1)))
                     wait = max(wait, outcome.after_seconds)
-                else:
-                    final[index] = outcome  # type: ignore[assignment]
+                elif isinstance(outcome, PhoneResult):
+                    final[index] = outcome
+                else:  # the phone engine only makes phone results
+                    raise TypeError(f"phone engine returned {type(outcome).__name__}")
             if retry:
                 await asyncio.sleep(min(wait, max_retry_wait))
             pending = retry

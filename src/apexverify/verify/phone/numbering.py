@@ -49,12 +49,17 @@ def e164(number: PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalize_phone(raw: str, region: str) -> str | None:
-    """E.164 form of ``raw`` read with ``region`` as default, or ``None`` if impossible."""
-    if not isinstance(raw, str):
-        # Spreadsheet readers hand over ints/floats for numeric cells.
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None
-        raw = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
-    number = parse_phone(raw, region)
+def normalize_phone(raw: object, region: str) -> str | None:
+    """E.164 form of ``raw`` read with ``region`` as default, or ``None`` if impossible.
+
+    Spreadsheet readers hand over ints/floats for numeric cells, so any value is accepted;
+    anything but text and numbers is ``None``.
+    """
+    if isinstance(raw, str):
+        text = raw
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    else:
+        text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+    number = parse_phone(text, region)
     return None if number is None else e164(number)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from ....settings import Settings
+from typing import get_args
+
+from ....errors import ConfigurationError
+from ....settings import PhoneLookupProvider, Settings
 from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup
 from .http import RetryPolicy
 
-PROVIDERS = ("none", "hlrlookup", "twilio")
+PROVIDERS: tuple[PhoneLookupProvider, ...] = get_args(PhoneLookupProvider)
 
 
 def build_lookup(settings: Settings, policy: RetryPolicy | None = None) -> NetworkLookup | None:
-    """The provider ``settings.phone_lookup_provider`` names, or ``None`` for offline only."""
-    provider = (settings.phone_lookup_provider or "none").strip().lower()
+    """The provider ``settings.phone_lookup_provider`` names, or ``None`` for offline only.
+
+    Raises :class:`ConfigurationError` naming the setting when the provider's credentials
+    are missing.
+    """
+    provider = settings.phone_lookup_provider
     if provider == "none":
         return None
     if provider == "hlrlookup":
@@ -22,7 +29,10 @@ def build_lookup(settings: Settings, policy: RetryPolicy | None = None) -> Netwo
         from .twilio import TwilioLookupProvider
 
         return TwilioLookupProvider.from_settings(settings, policy)
-    raise ValueError(f"APEXVERIFY_PHONE_LOOKUP_PROVIDER must be one of {', '.join(PROVIDERS)}")
+    # Unreachable for a validated Settings; kept for one built with model_construct().
+    raise ConfigurationError(
+        "APEXVERIFY_PHONE_LOOKUP_PROVIDER", f"must be one of {', '.join(PROVIDERS)}"
+    )
 
 
 __all__ = [

@@ -25,14 +25,14 @@ and every other type would buy a ``NOT_APPLICABLE`` answer.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from ....errors import ConfigurationError
 from ....settings import Settings
 from ..typemap import HLRLOOKUP_TYPES, MOBILE_TYPES
 from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup
-from .http import HttpProvider, RetryPolicy
+from .http import HttpProvider, RetryPolicy, gather_or_cancel
 
 MAX_BATCH = 80
 
@@ -134,11 +134,18 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
     def from_settings(
         cls, settings: Settings, policy: RetryPolicy | None = None
     ) -> HlrLookupProvider:
-        if not settings.hlr_api_key or not settings.hlr_api_secret:
-            raise ValueError(
-                "phone_lookup_provider=hlrlookup needs APEXVERIFY_HLR_API_KEY and "
-                "APEXVERIFY_HLR_API_SECRET"
-            )
+        required = {
+            "APEXVERIFY_HLR_API_URL": settings.hlr_api_url,
+            "APEXVERIFY_HLR_API_KEY": settings.hlr_api_key,
+            "APEXVERIFY_HLR_API_SECRET": settings.hlr_api_secret,
+        }
+        for setting, value in required.items():
+            if not value:
+                raise ConfigurationError(
+                    setting,
+                    "must be set when APEXVERIFY_PHONE_LOOKUP_PROVIDER=hlrlookup (it needs "
+                    "APEXVERIFY_HLR_API_KEY and APEXVERIFY_HLR_API_SECRET)",
+                )
         return cls(
             url=settings.hlr_api_url,
             api_key=settings.hlr_api_key,
@@ -178,7 +185,7 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
             unique[i : i + self._batch_size] for i in range(0, len(unique), self._batch_size)
         ]
         outcomes: dict[str, LookupOutcome] = {}
-        for part in await asyncio.gather(*(self._lookup_batch(b) for b in batches)):
+        for part in await gather_or_cancel(self._lookup_batch(b) for b in batches):
             outcomes.update(part)
         return outcomes
 

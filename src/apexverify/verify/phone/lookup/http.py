@@ -9,7 +9,13 @@ Retry policy, per request:
   rate limit is shared by the whole account). A longer wait is handed back to the batch
   runner as a transient :class:`LookupFailure`, which stores the retry time durably instead
   of holding a worker asleep;
-* 401/403 (credentials), 402 (credit) and other 4xx: no retry, the request will not improve.
+* 401/403: the provider refuses the credentials (or the account): :class:`EngineUnavailable`
+  is raised, since no request of this engine can succeed until the setting is fixed;
+* 402 (credit) and other 4xx: no retry, the request will not improve.
+
+The ``httpx.AsyncClient`` is created on the first request, so building an adapter (at
+start-up, :meth:`EngineFactory.check <apexverify.verify.registry.EngineFactory.check>`)
+opens nothing.
 
 Credentials never appear in log lines, exception texts or failure reasons: reasons are
 built from status codes and exception class names only.
@@ -22,16 +28,20 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 
+from ...base import EngineUnavailable
 from .base import LookupFailure
 
 log = logging.getLogger("apexverify.verify.phone.lookup")
 
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,10 +52,26 @@ class RetryPolicy:
     max_inline_wait: float = 30.0
 
     def backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max, self.backoff_base * (2**attempt))
+        delay = min(self.backoff_max, self.backoff_base * 2.0**attempt)
         # Jitter spreads retries of concurrent requests so they do not hit the provider
         # again in the same instant.
         return delay * random.uniform(0.5, 1.0)
+
+
+async def gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather`` for the requests of one ``lookup_many``, except that a failure
+    cancels the requests still running (one refused credential refuses them all) and is
+    raised as itself, :class:`EngineUnavailable` first, rather than as an exception group."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        unavailable = failed.subgroup(EngineUnavailable)
+        first: BaseException = unavailable or failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [task.result() for task in tasks]
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -80,19 +106,30 @@ class HttpProvider:
         self._policy = policy
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
         self._paused_until = 0.0
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max(1, concurrency)),
-            auth=auth,
-            headers={"User-Agent": "ApexVerify phone engine"},
-        )
+        self._concurrency = max(1, concurrency)
+        self._timeout = timeout
+        self._auth = auth
+        self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         # The default repr would not leak secrets either, but subclasses hold them: be sure.
         return f"<{type(self).__name__}>"
 
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self._timeout),
+                limits=httpx.Limits(max_connections=self._concurrency),
+                auth=self._auth,
+                headers={"User-Agent": "ApexVerify phone engine"},
+            )
+        return self._http
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        client, self._http = self._http, None
+        if client is not None:
+            await client.aclose()
 
     async def _wait_if_paused(self) -> None:
         delay = self._paused_until - time.monotonic()
@@ -103,7 +140,10 @@ class HttpProvider:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     async def send(self, build: Callable[[], httpx.Request]) -> httpx.Response | LookupFailure:
-        """Send the request ``build`` makes, retrying per the policy; 2xx or a failure."""
+        """Send the request ``build`` makes, retrying per the policy; 2xx or a failure.
+
+        Raises :class:`EngineUnavailable` when the provider answers 401 or 403.
+        """
         policy = self._policy
         failure = LookupFailure("not_sent", transient=True)
         async with self._semaphore:
@@ -134,7 +174,10 @@ class HttpProvider:
                         failure = LookupFailure(f"http_{status}", transient=True)
                     elif status in (401, 403):
                         log.error("%s: credentials rejected (HTTP %d)", self.provider, status)
-                        return LookupFailure("auth", transient=False)
+                        raise EngineUnavailable(
+                            f"{self.provider}: the provider refused the credentials or the "
+                            f"account (HTTP {status})"
+                        )
                     elif status == 402:
                         log.error("%s: out of credit (HTTP 402)", self.provider)
                         return LookupFailure("payment", transient=False)

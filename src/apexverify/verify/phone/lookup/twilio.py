@@ -23,17 +23,17 @@ There is no batch endpoint: one GET per number, at most ``concurrency`` at once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from ....errors import ConfigurationError
 from ....settings import Settings
 from ..typemap import TWILIO_TYPES
 from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup
-from .http import HttpProvider, RetryPolicy
+from .http import HttpProvider, RetryPolicy, gather_or_cancel
 
 
 def _text(value: Any) -> str | None:
@@ -95,11 +95,18 @@ class TwilioLookupProvider(HttpProvider, NetworkLookup):
     def from_settings(
         cls, settings: Settings, policy: RetryPolicy | None = None
     ) -> TwilioLookupProvider:
-        if not settings.twilio_account_sid or not settings.twilio_auth_token:
-            raise ValueError(
-                "phone_lookup_provider=twilio needs APEXVERIFY_TWILIO_ACCOUNT_SID and "
-                "APEXVERIFY_TWILIO_AUTH_TOKEN"
-            )
+        required = {
+            "APEXVERIFY_TWILIO_API_URL": settings.twilio_api_url,
+            "APEXVERIFY_TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
+            "APEXVERIFY_TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+        }
+        for setting, value in required.items():
+            if not value:
+                raise ConfigurationError(
+                    setting,
+                    "must be set when APEXVERIFY_PHONE_LOOKUP_PROVIDER=twilio (it needs "
+                    "APEXVERIFY_TWILIO_ACCOUNT_SID and APEXVERIFY_TWILIO_AUTH_TOKEN)",
+                )
         return cls(
             url=settings.twilio_api_url,
             account_sid=settings.twilio_account_sid,
@@ -127,5 +134,5 @@ class TwilioLookupProvider(HttpProvider, NetworkLookup):
 
     async def lookup_many(self, numbers: Sequence[str]) -> dict[str, LookupOutcome]:
         unique = list(dict.fromkeys(numbers))
-        outcomes = await asyncio.gather(*(self._lookup_one(number) for number in unique))
+        outcomes = await gather_or_cancel(self._lookup_one(number) for number in unique)
         return dict(zip(unique, outcomes, strict=True))

@@ -1,8 +1,9 @@
 """Per-MX SMTP connection limits shared by every worker, in Redis.
 
-The email engine takes a slot per MX address around each SMTP connection
-(``verify/email/slots.py``: ``MxSlots.acquire``). In-process semaphores cap one worker; with
-M workers the remote MX would see M times the cap. Here a slot is a lease in a Redis sorted
+The email engine takes a slot per MX address around each SMTP connection (``slots.py``:
+``MxSlots.acquire``); :class:`~apexverify.verify.registry.EngineFactory` plugs this
+implementation in when ``APEXVERIFY_REDIS_URL`` is set. In-process semaphores cap one worker;
+with M workers the remote MX would see M times the cap. Here a slot is a lease in a Redis sorted
 set per MX (member = random token, score = expiry time): a Lua script drops expired leases
 and admits a new one only below the cap, atomically. Leases are renewed while held, so a
 worker killed with ``kill -9`` loses its slots after ``lease_seconds`` at most, never forever.
@@ -14,14 +15,10 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
-
-from ..settings import Settings
-from ..verify import registry
-from ..verify.base import Verifier
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -83,32 +80,3 @@ class RedisMxSlots:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def build_verifier(
-    record_type: str,
-    settings: Settings,
-    *,
-    sandbox: bool,
-    on_smtp_reply: Callable[[str, int], None] | None = None,
-) -> Verifier:
-    """The registry's engine, except that real email verification in a scaled-out worker with
-    Redis configured shares its per-MX caps with every other worker."""
-    if sandbox or record_type != "email" or not settings.redis_url:
-        return registry.build_verifier(
-            record_type,  # type: ignore[arg-type]
-            settings,
-            sandbox=sandbox,
-            on_smtp_reply=on_smtp_reply,
-        )
-    from ..verify.email.engine import EmailVerifier
-    from ..verify.email.smtp import ignore_reply
-
-    key = (settings.redis_url, settings.smtp_max_connections_per_mx)
-    slots = _shared.get(key)
-    if slots is None:  # one client (and connection pool) per worker process, not per chunk
-        slots = _shared[key] = RedisMxSlots(*key)
-    return EmailVerifier(settings, mx_slots=slots, on_reply=on_smtp_reply or ignore_reply)
-
-
-_shared: dict[tuple[str, int], RedisMxSlots] = {}
