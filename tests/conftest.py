@@ -1,13 +1,22 @@
-"""Shared fixtures: a live server per test module, and a sandbox account on it."""
+"""Shared fixtures: a live server per test module and a sandbox account on it (the real
+tier), and an in-process lab (the fast tier: ``lab``, marked ``fast``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.fast import Lab, open_lab
 from tests.support.server import LiveServer, start_server
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
+    """The app and its services in this process: fresh SQLite, recording queue, fake engine."""
+    async with open_lab(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -1,110 +1,106 @@
-"""The embedded runner's verification passes: several chunks in flight, a failed chunk retried
-on a later pass, and every row verified exactly once (driven directly, with a scripted
-engine, on a real SQLite store)."""
+"""The in-process queue runs a batch's verification chunks side by side: several chunks in
+flight, a failed chunk retried by the retry policy, and every row verified exactly once
+(a scripted engine through the factory seam, on a real SQLite store, the real queue)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from apexverify.accounts import service as accounts
-from apexverify.api.app import build_services
-from apexverify.batches import service, states, verify_task
+from apexverify.batches import service, tasks
+from apexverify.batches.context import Services
 from apexverify.batches.params import BatchParameters
-from apexverify.batches.parse_task import parse_whole
+from apexverify.batches.retry import RetryPolicy
+from apexverify.composition import build_services, prepare_database
+from apexverify.jobs.inprocess import InProcessQueue
 from apexverify.settings import Settings
-from apexverify.store.migrate import upgrade
 from apexverify.store.models import Batch, Record
-from apexverify.verify.base import Outcome, Verifier, VerifyContext, VerifyItem
-from apexverify.verify.sandbox import sandbox_email
+from apexverify.verify.base import VerifyItem
+from tests.support.fakes import FakeEngines, ScriptedVerifier
+
+pytestmark = pytest.mark.fast
 
 ROWS, CHUNK = 1000, 50
 
 
-class ScriptedEngine(Verifier):
-    """Sandbox verdicts after a short wait; its second call fails (an engine error)."""
-
-    record_type = "email"
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.running = 0
-        self.most_running = 0
-        self.verified: Counter[str] = Counter()
-
-    async def verify_many(
-        self, items: Sequence[VerifyItem], context: VerifyContext
-    ) -> list[Outcome]:
-        self.calls += 1
-        call = self.calls
-        self.running += 1
-        self.most_running = max(self.most_running, self.running)
-        try:
-            await asyncio.sleep(0.1)
-            if call == 2:
-                raise RuntimeError("resolver unreachable")
-            self.verified.update(item.value for item in items)
-            return [sandbox_email(item.value) for item in items]
-        finally:
-            self.running -= 1
+def _second_call_fails(call: int, _items: Sequence[VerifyItem]) -> None:
+    if call == 2:
+        raise RuntimeError("resolver unreachable")
 
 
-def _ongoing_batch(tmp_path: Path, width: int) -> tuple[object, Batch]:
-    settings = Settings().replace(
+@pytest.mark.parametrize("width", [1, 4])
+async def test_parallel_chunks_verify_every_row_once_despite_a_failed_chunk(
+    tmp_path: Path, width: int
+) -> None:
+    engine = ScriptedVerifier(script=_second_call_fails, delay=0.05)
+    settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         data_dir=tmp_path / "var",
         verify_chunk_size=CHUNK,
         verify_parallel_chunks=width,
         parse_workers=1,
     )
-    services = build_services(settings)
-    upgrade(services.store)
+    services = build_services(
+        settings,
+        engines=FakeEngines(engine),
+        retry=RetryPolicy(base_seconds=0.01, cap_seconds=0.01),
+    )
+    prepare_database(services)
+    queue = services.queue
+    assert isinstance(queue, InProcessQueue)
     with services.store.write() as session:
-        account, _key = accounts.create_account(session, "t", sandbox=True)
+        account, _key = accounts.create_account(session, "t", email_credits=10_000)
+    account_id = account.id
+    await queue.start(())
+    tasks.register(services)
+    try:
+        batch_uuid = await _launched(services, account_id)
+        await queue.drain()
+    finally:
+        await queue.stop()
+
+    assert engine.most_running == width
+    assert engine.calls == ROWS // CHUNK + 1  # the failed chunk ran again
+    counts = Counter(engine.verified)
+    assert set(counts.values()) == {1}  # every address verified exactly once
+    assert len(counts) == ROWS
+    with services.store.read() as session:
+        batch = session.scalars(select(Batch).where(Batch.uuid == batch_uuid)).one()
+        verdicts = session.scalar(
+            select(func.count(Record.verdict)).where(Record.batch_pk == batch.pk)
+        )
+    assert verdicts == ROWS
+    assert batch.verified == ROWS
+    assert batch.status == "verification_done"
+    services.store.dispose()
+
+
+async def _launched(services: Services, account_id: str) -> str:
+    """Upload, parse (through the queue) and launch a batch of ``ROWS`` addresses."""
     batch_uuid = service.new_batch_uuid()
     path = service.upload_path(services, batch_uuid)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"user{i}@example{i % 7}.com\n" for i in range(ROWS)))
     params = BatchParameters(type="email", target_country="US")
-    service.create_batch(
-        services,
-        account.id,
-        batch_uuid=batch_uuid,
-        name="b",
-        description=None,
-        params=params,
-        file_path=path,
-        file_size=path.stat().st_size,
-    )
-    parse_whole(services, batch_uuid, 1)
     with services.store.write() as session:
-        session.execute(update(Batch).where(Batch.uuid == batch_uuid).values(status=states.ONGOING))
-    return services, service.load_batch(services, account.id, batch_uuid)
-
-
-@pytest.mark.parametrize("width", [1, 4])
-async def test_parallel_chunks_verify_every_row_once_despite_a_failed_chunk(
-    tmp_path: Path, width: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(verify_task, "_FAILURE_BACKOFF_CAP", 0.05)
-    services, batch = _ongoing_batch(tmp_path, width)
-    engine = ScriptedEngine()
-    await verify_task._verify_all(services, batch, engine, VerifyContext(), False)  # type: ignore[arg-type]
-
-    assert engine.most_running == width
-    assert engine.calls == ROWS // CHUNK + 1  # the failed chunk ran again on the next pass
-    assert set(engine.verified.values()) == {1}  # every address verified exactly once
-    assert len(engine.verified) == ROWS
-    with services.store.read() as session:  # type: ignore[attr-defined]
-        verdicts = session.scalar(
-            select(func.count(Record.verdict)).where(Record.batch_pk == batch.pk)
+        service.create_batch(
+            services,
+            session,
+            account_id,
+            batch_uuid=batch_uuid,
+            name="b",
+            description=None,
+            params=params,
+            file_path=path,
+            file_size=path.stat().st_size,
         )
-        counter = session.scalar(select(Batch.verified).where(Batch.pk == batch.pk))
-    assert verdicts == ROWS
-    assert counter == ROWS
-    services.store.dispose()  # type: ignore[attr-defined]
+    assert isinstance(services.queue, InProcessQueue)
+    await services.queue.drain()
+    with services.store.write() as session:
+        assert service.launch(services, session, account_id, batch_uuid) == "ok"
+    return batch_uuid

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import func, select
 
-from apexverify.api.app import build_services
 from apexverify.batches import parse_chunks
+from apexverify.composition import build_services
 from apexverify.settings import Settings
 from apexverify.store.models import Batch, ParseChunk, Record
 from tests.api.helpers import Api

@@ -29,8 +29,8 @@ from .repository import chunks, records
 
 log = logging.getLogger(__name__)
 
-# Enqueues one chunk job in the caller's transaction: defer(session, first_seq, start, end).
-DeferChunk = Callable[[Session, int, int, int], None]
+# Enqueues one chunk job in the caller's transaction: defer(session, first_seq=, start=, end=).
+DeferChunk = Callable[..., None]
 
 
 def is_large(services: Services, batch: Batch) -> bool:
@@ -65,7 +65,7 @@ def plan(services: Services, batch_uuid: str, generation: int, defer: DeferChunk
             log.info("parse of %s split into %d chunk jobs", batch_uuid, len(planned))
         pending = [c for c in planned if not c.done]
         for chunk in pending:
-            defer(session, chunk.first_seq, chunk.start_byte, chunk.end_byte)
+            defer(session, first_seq=chunk.first_seq, start=chunk.start_byte, end=chunk.end_byte)
         return not pending
 
 

@@ -138,7 +138,7 @@ async def parse_chunk(
 def _chunk_deferrer(
     services: Services, batch_uuid: str, generation: int
 ) -> parse_chunks.DeferChunk:
-    def defer(session: Session, first_seq: int, start: int, end: int) -> None:
+    def defer(session: Session, *, first_seq: int, start: int, end: int) -> None:
         args = {
             "batch_uuid": batch_uuid,
             "generation": generation,
