@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install bench services
+.PHONY: serve test test-fast lint install bench services
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,19 @@ test: $(STAMP)
 	-@bash scripts/start-services.sh
 	-@bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+## The fast tier alone: the app in-process on fresh SQLite with fakes (no server process).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m fast
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Every benchmark (each also runs alone; figures go to docs/benchmarks.md).
 bench: $(STAMP)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..credits import from_milli, to_milli
 from ..errors import BadRequest, NotFound
+from ..store.db import affected
 from ..store.models import Account, ApiKey, CreditMovement, utcnow
 from .keys import display_prefix, generate_key, hash_key
 
@@ -69,7 +70,7 @@ def revoke_key(session: Session, account_id: str, key_id: str) -> None:
         .where(ApiKey.id == key_id, ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    if session.execute(stmt).rowcount == 0:
+    if affected(session, stmt) == 0:
         raise NotFound("No active API key with that id.")
 
 
@@ -143,11 +144,12 @@ def move_credits(
     transaction. A take that would make the balance negative changes nothing and returns
     False: the check and the change are one conditional UPDATE, safe under concurrency."""
     column = _balance_column(credit_type)
-    moved = session.execute(
+    moved = affected(
+        session,
         update(Account)
         .where(Account.id == account_id, column + milli >= 0)
-        .values({column: column + milli})
-    ).rowcount
+        .values({column: column + milli}),
+    )
     if not moved:
         return False
     session.add(

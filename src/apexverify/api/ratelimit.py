@@ -43,7 +43,9 @@ def _storage(redis_url: str) -> Storage:
     url = redis_url
     if url.startswith(("redis://", "rediss://")):
         url = "async+" + url
-    return storage_from_string(url, implementation="redispy")
+    storage = storage_from_string(url, implementation="redispy")
+    assert isinstance(storage, Storage)  # an "async+" URL gives the async storage
+    return storage
 
 
 class RateLimiter:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..verify.base import syntax_error_result
+from ..verify.base import RecordType, syntax_error_result
 from .hashing import value_key
 from .values import normalizer
 
@@ -28,7 +28,7 @@ Row = tuple[int, str, str | None, bytes, str, bool, str | None, str | None]
 
 @dataclass(frozen=True)
 class ParseSpec:
-    record_type: str
+    record_type: RecordType
     target_country: str
     keep_wrong: bool
     secret: bytes
@@ -80,7 +80,7 @@ def iter_chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
 
 def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
     normalize = normalizer(spec.record_type, spec.target_country)
-    wrong_json = json.dumps(syntax_error_result(spec.record_type).to_dict())  # type: ignore[arg-type]
+    wrong_json = json.dumps(syntax_error_result(spec.record_type).to_dict())
     secret, keep_wrong = spec.secret, spec.keep_wrong
     rows: list[Row] = []
     append = rows.append

@@ -98,7 +98,7 @@ def details_view(batch: Batch) -> dict[str, Any]:
 
 
 def list_item_view(batch: Batch) -> dict[str, Any]:
-    item = {
+    item: dict[str, Any] = {
         "batch_uuid": batch.uuid,
         "name": batch.name,
         "description": batch.description,

@@ -15,7 +15,7 @@ from ..store.db import Store
 from . import client_commands
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)

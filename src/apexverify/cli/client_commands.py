@@ -50,7 +50,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = sub.add_parser("verify", help="verify a file end to end (upload ... export)")
     verify.add_argument("file", nargs="?", help="a .txt file, one entry per line")
     verify.add_argument("--type", choices=("email", "phone"), default="email")

@@ -78,7 +78,7 @@ async def upload(request: Request, user: User, services: Svc, tx: WriteTx, raw: 
     file = raw.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         form.errors["file"] = "Choose a file: UTF-8 text, one email or phone number per line."
-    if form.errors or form.params is None:
+    if form.errors or form.params is None or not isinstance(file, UploadFile):
         return _upload_form(request, user, form, status=400)
     try:
         batch = await accept_upload(

@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 _ON_COMMIT = "apexverify_on_commit"
 _ON_ROLLBACK = "apexverify_on_rollback"
+
+
+def affected(session: Session, statement: Executable) -> int:
+    """Run an UPDATE/DELETE and return how many rows it changed (compare-and-set checks)."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:

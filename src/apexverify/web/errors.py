@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,10 +27,10 @@ _DEFAULT_MESSAGES = {
 }
 
 
-def _jsonable_errors(exc: RequestValidationError) -> list[dict]:
+def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
-        item = {k: error[k] for k in ("loc", "msg", "type") if k in error}
+        item: dict[str, Any] = {k: error[k] for k in ("loc", "msg", "type") if k in error}
         if "input" in error:
             raw = error["input"]
             item["input"] = raw if isinstance(raw, str | int | float | bool | None) else str(raw)

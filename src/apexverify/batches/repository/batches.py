@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from ...store.db import affected
 from ...store.models import Account, Batch, utcnow
 
 
@@ -80,10 +81,8 @@ def set_status_if(
     conditions = [Batch.pk == batch_pk, Batch.status == from_]
     if generation is not None:
         conditions.append(Batch.parse_generation == generation)
-    moved = session.execute(
-        update(Batch).where(*conditions).values(status=to, updated_at=utcnow(), **values)
-    ).rowcount
-    return bool(moved)
+    stmt = update(Batch).where(*conditions).values(status=to, updated_at=utcnow(), **values)
+    return bool(affected(session, stmt))
 
 
 def add_verified(session: Session, batch_pk: int, written: int) -> None:

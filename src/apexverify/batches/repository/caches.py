@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ...store.db import affected
 from ...store.models import CachedResult, Record
 from .predicates import unverified
 
@@ -56,7 +57,7 @@ def apply(
         .values(cache_source=source, verdict=CachedResult.verdict, result=CachedResult.result)
         .execution_options(synchronize_session=False)
     )
-    return int(session.execute(stmt).rowcount)
+    return affected(session, stmt)
 
 
 def upsert(session: Session, scope: str, record_type: str, entries: Sequence[CacheEntry]) -> None:

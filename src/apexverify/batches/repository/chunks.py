@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from ...store.db import affected
 from ...store.models import ParseChunk
 
 
@@ -38,7 +39,8 @@ def replace_plan(
 
 def claim(session: Session, batch_pk: int, generation: int, first_seq: int) -> bool:
     """Mark one range done; False when it already was (a re-run job loads nothing)."""
-    claimed = session.execute(
+    claimed = affected(
+        session,
         update(ParseChunk)
         .where(
             ParseChunk.batch_pk == batch_pk,
@@ -46,8 +48,8 @@ def claim(session: Session, batch_pk: int, generation: int, first_seq: int) -> b
             ParseChunk.first_seq == first_seq,
             ParseChunk.done.is_(False),
         )
-        .values(done=True)
-    ).rowcount
+        .values(done=True),
+    )
     return bool(claimed)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, case, delete, false, func, select, text, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ...store.models import Record
@@ -28,7 +28,7 @@ _INSERT_COLUMNS = (
     "exact_repeat",
 )
 _VALID_COLUMNS = _INSERT_COLUMNS[:5]
-_TABLE = Record.__table__
+_TABLE = cast(Table, Record.__table__)
 
 
 def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -182,7 +182,11 @@ def claim_chunk(
         .order_by(Record.seq)
         .limit(limit)
     )
-    return [PendingRecord(*row) for row in session.execute(stmt)]
+    # Valid rows always carry a key hash (the parse sets it).
+    return [
+        PendingRecord(rid, seq, value, cast(bytes, key), attempts)
+        for rid, seq, value, key, attempts in session.execute(stmt)
+    ]
 
 
 def due_ranges(session: Session, batch_pk: int, size: int) -> list[tuple[int, int]]:
