@@ -44,3 +44,14 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     yield factory
     for server in servers:
         server.stop()
+
+
+# The fast tier: tests of the services and the in-process app that start no server process.
+_FAST_DIRS = {"batches", "jobs", "store", "accounts", "export"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        if parts and parts[0] in _FAST_DIRS:
+            item.add_marker(pytest.mark.fast)
