@@ -298,7 +298,7 @@ def sweep(services: Services) -> int:
             defer_verify(services, None, batch_uuid)
         revived += 1
     if revived:
-        log.info("sweep re-deferred the work of %d batches", revived)
+        log.info("sweeper re-deferred %d batches", revived)
     return revived
 
 
