@@ -28,12 +28,14 @@ def affected(session: Session, statement: Executable) -> int:
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the current transaction of ``session`` commits; never if it
     rolls back (enqueue a job, delete a file the transaction stopped referencing)."""
+    session.connection()  # begin the transaction the callback belongs to, if not yet begun
     session.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
 def on_rollback(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` if the current transaction rolls back (remove a file stored for a
     row that will not exist)."""
+    session.connection()
     session.info.setdefault(_ON_ROLLBACK, []).append(callback)
 
 
@@ -44,6 +46,9 @@ def _run_callbacks(session: Session, name: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    # SQLAlchemy dispatches this for a released SAVEPOINT too: only the outermost commit counts.
+    if session.in_nested_transaction():
+        return
     session.info.pop(_ON_ROLLBACK, None)
     _run_callbacks(session, _ON_COMMIT)
 
