@@ -6,6 +6,7 @@ bounded and generous, and nothing asserts how long something took."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +26,8 @@ async def until(condition: Callable[[], bool], what: str = "condition") -> None:
     """Wait until ``condition()`` holds (bounded by a generous timeout)."""
     try:
         async with asyncio.timeout(TIMEOUT):
-            while not condition():
+            # Polling: the conditions are arbitrary observations, not events to wait on.
+            while not condition():  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
     except TimeoutError:
         pytest.fail(f"timed out waiting for {what}")
@@ -63,6 +65,9 @@ class Board:
     def release_all(self) -> None:
         for gate in self.gates.values():
             gate.set()
+
+    def has_started(self, name: str) -> bool:
+        return name in self.started
 
     @property
     def started(self) -> list[str]:
@@ -142,7 +147,7 @@ async def test_jobs_sharing_a_lock_run_one_at_a_time_in_submission_order(
     for name in names:
         assert queue.defer("job", {"name": name}, lock="L")
     for i, name in enumerate(names):
-        await until(lambda name=name: name in board.started, f"{name} to start")
+        await until(functools.partial(board.has_started, name), f"{name} to start")
         await settle()  # three workers are idle: none may start the next job of the lock
         assert board.started == names[: i + 1]
         assert board.running == {name}
