@@ -173,12 +173,6 @@ async def test_jobs_of_different_locks_run_side_by_side(
     assert board.started.index("a2") > board.finished.index("a1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG jobs/inprocess.py _finish: a job parked as a lock waiter is re-queued with a "
-    "fresh order number, so a same-lock job deferred after it (still in the ready heap) "
-    "takes the lock first",
-)
 async def test_a_lock_keeps_submission_order_when_a_waiter_was_parked(
     board: Board, start_queue: StartQueue
 ) -> None:

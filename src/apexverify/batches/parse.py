@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from ..store.models import Account, Batch
+from ..store.models import Account, Batch, RecordKind
 from . import policy, states
 from .context import Services
 from .dedupe import DuplicateFinder
@@ -65,7 +65,7 @@ def parse_whole(services: Services, batch_uuid: str, generation: int) -> None:
     path = services.storage.local_path(batch.file_path)
     for rows in classified_chunks(spec, path, services.settings.parse_workers):
         finder.see((row[0], row[3]) for row in rows)
-        wrong = sum(1 for row in rows if row[4] == "wrong")
+        wrong = sum(1 for row in rows if row[4] == RecordKind.WRONG)
         counts.wrong += wrong
         counts.valid += len(rows) - wrong
         pending.extend(rows)

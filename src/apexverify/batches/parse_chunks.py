@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from ..store.models import Batch
+from ..store.models import Batch, RecordKind
 from . import policy, states
 from .context import Services
 from .parse import Superseded, current_parse, parse_spec, publish
@@ -94,7 +94,9 @@ def finish(services: Services, batch_uuid: str, generation: int) -> None:
     batch, account, params = current_parse(services, batch_uuid, generation)
     with services.store.write() as session:
         by_kind = records.kind_counts(session, batch.pk)
-        counts = policy.Counts(valid=by_kind.get("valid", 0), wrong=by_kind.get("wrong", 0))
+        counts = policy.Counts(
+            valid=by_kind.get(RecordKind.VALID, 0), wrong=by_kind.get(RecordKind.WRONG, 0)
+        )
         # Every row whose key occurs more than once: a superset of the repeats, resolved
         # exactly (file order, per kind) by ``publish`` as in the one-job parse.
         candidates = records.repeated_key_seqs(session, batch.pk)

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from ..store.models import RecordKind
 from ..verify.base import RecordType, syntax_error_result
 from .hashing import value_key
 from .values import normalizer
 
+# Plain strings in the row tuples: they cross the process pool by the million.
+_VALID, _WRONG = RecordKind.VALID.value, RecordKind.WRONG.value
 RANGE_BYTES = 1 << 20  # about 30,000 email lines per chunk
 POOL_THRESHOLD_BYTES = 1_000_000
 # Row tuple as stored: (seq, value, normalized, key_hash, kind, included, verdict, result_json)
@@ -93,7 +96,7 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
                     value,
                     None,
                     value_key(secret, value),
-                    "wrong",
+                    _WRONG,
                     keep_wrong,
                     "wrong",
                     wrong_json,
@@ -101,7 +104,7 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
             )
         else:
             stored = None if norm == value else norm  # most addresses are already canonical
-            append((seq, value, stored, value_key(secret, norm), "valid", True, None, None))
+            append((seq, value, stored, value_key(secret, norm), _VALID, True, None, None))
     return rows
 
 

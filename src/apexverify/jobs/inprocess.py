@@ -19,7 +19,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 
 from .base import Job, JobArgs, JobQueue, Periodic, run_every
 
@@ -35,7 +35,9 @@ class InProcessQueue(JobQueue):
         self._ready: list[tuple[int, int, Job]] = []  # (-priority, order, job)
         self._delayed: list[tuple[float, int, Job]] = []  # (run_at, order, job)
         self._held_locks: set[str] = set()
-        self._lock_waiters: defaultdict[str, deque[Job]] = defaultdict(deque)
+        # Jobs parked behind a held lock, in their original (priority, order): released in
+        # that order, as procrastinate does for jobs sharing a lock.
+        self._lock_waiters: defaultdict[str, list[tuple[int, int, Job]]] = defaultdict(list)
         self._live: dict[str, Job] = {}  # dedupe key -> job waiting or running
         self._running = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,9 +100,10 @@ class InProcessQueue(JobQueue):
                 _at, order, job = heapq.heappop(self._delayed)
                 heapq.heappush(self._ready, (-job.priority, order, job))
             while self._ready:
-                _prio, _order, job = heapq.heappop(self._ready)
+                entry = heapq.heappop(self._ready)
+                job = entry[2]
                 if job.lock is not None and job.lock in self._held_locks:
-                    self._lock_waiters[job.lock].append(job)
+                    heapq.heappush(self._lock_waiters[job.lock], entry)
                     continue
                 if job.lock is not None:
                     self._held_locks.add(job.lock)
@@ -117,8 +120,7 @@ class InProcessQueue(JobQueue):
                 self._held_locks.discard(job.lock)
                 waiters = self._lock_waiters.get(job.lock)
                 if waiters:
-                    nxt = waiters.popleft()
-                    heapq.heappush(self._ready, (-nxt.priority, next(self._order), nxt))
+                    heapq.heappush(self._ready, heapq.heappop(waiters))
                 if not waiters:
                     self._lock_waiters.pop(job.lock, None)
         self._notify()

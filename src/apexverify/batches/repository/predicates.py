@@ -6,12 +6,14 @@ import time
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from ...store.models import Record
+from ...store.models import Record, RecordKind
 
 
 def unverified(batch_pk: int) -> ColumnElement[bool]:
     """A valid-format first occurrence of the batch that has no verdict yet."""
-    return and_(Record.batch_pk == batch_pk, Record.kind == "valid", Record.verdict.is_(None))
+    return and_(
+        Record.batch_pk == batch_pk, Record.kind == RecordKind.VALID, Record.verdict.is_(None)
+    )
 
 
 def due(batch_pk: int, now: int | None = None) -> ColumnElement[bool]:

@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, case, delete, false, func, select, text, update
 from sqlalchemy.orm import Session
 
-from ...store.models import Record
+from ...store.models import Record, RecordKind
 from .predicates import due, unverified
 
 _INSERT_COLUMNS = (
@@ -42,8 +42,8 @@ def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
-    valid = [(batch_pk, *row[:4]) for row in rows if row[4] == "valid"]
-    other = [(batch_pk, *row, 0, False) for row in rows if row[4] != "valid"]
+    valid = [(batch_pk, *row[:4]) for row in rows if row[4] == RecordKind.VALID]
+    other = [(batch_pk, *row, 0, False) for row in rows if row[4] != RecordKind.VALID]
     for columns, batch in ((_VALID_COLUMNS, valid), (_INSERT_COLUMNS, other)):
         if batch:
             marks = ",".join("?" * len(columns))
@@ -101,7 +101,7 @@ def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplic
         ),
         updates,
     )
-    dup_ids = [{"rid": u["rid"]} for u in updates if u["kind"] == "duplicate"]
+    dup_ids = [{"rid": u["rid"]} for u in updates if u["kind"] == RecordKind.DUPLICATE]
     if dup_ids:
         conn.execute(
             update(_TABLE).where(_TABLE.c.id == bindparam("rid")).values(included=keep_duplicates),
@@ -138,7 +138,7 @@ def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
         updates.append(
             {
                 "rid": rid,
-                "kind": "duplicate" if kind == "valid" else kind,
+                "kind": RecordKind.DUPLICATE if kind == RecordKind.VALID else kind,
                 "first": first_seq,
                 "repeat": repeat,
             }
@@ -289,7 +289,7 @@ def verdict_counts(session: Session, batch_pk: int) -> dict[str, int]:
             count_if(Record.cache_source == "global"),
             count_if((Record.verdict == "unknown") & Record.cache_source.is_(None)),
             count_if(Record.verdict.is_(None)),
-        ).where(Record.batch_pk == batch_pk, Record.kind == "valid")
+        ).where(Record.batch_pk == batch_pk, Record.kind == RecordKind.VALID)
     ).one()
     keys = (
         "total",
@@ -334,7 +334,11 @@ def result_field_counts(session: Session, batch_pk: int, field: str) -> dict[str
     value = Record.result[field].as_string()
     rows = session.execute(
         select(value, func.count())
-        .where(Record.batch_pk == batch_pk, Record.kind == "valid", Record.verdict.is_not(None))
+        .where(
+            Record.batch_pk == batch_pk,
+            Record.kind == RecordKind.VALID,
+            Record.verdict.is_not(None),
+        )
         .group_by(value)
     ).all()
     return {str(name or "none"): int(count) for name, count in rows}
