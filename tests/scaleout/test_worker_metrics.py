@@ -27,7 +27,7 @@ async def test_worker_metrics_count_the_smtp_replies_of_its_chunks(
             "smtp_allow_private_networks": True,
             "smtp_helo_name": "probe.lab-example.com",
             "smtp_mail_from": "probe@lab-example.com",
-            # Redis: the worker's engine shares its per-MX caps (jobs/mx_slots.build_verifier).
+            # Redis: the worker's engine shares its per-MX caps (verify/email/redis_slots.py).
             "redis_url": redis_url,
         }
         cluster: Cluster = make_cluster(**env_for(overrides))  # type: ignore[operator]

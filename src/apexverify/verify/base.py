@@ -203,13 +203,3 @@ class VerifierFactory(Protocol):
 
 def syntax_error_result(record_type: RecordType) -> Result:
     return EmailResult.syntax_error() if record_type == "email" else PhoneResult.syntax_error()
-
-
-def result_from_dict(record_type: RecordType, data: dict[str, Any]) -> Result:
-    """Rebuild a result stored as JSON (the identity field, if present, is dropped)."""
-    data = dict(data)
-    data.pop(record_type, None)
-    cls = EmailResult if record_type == "email" else PhoneResult
-    known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-    core = {k: data.pop(k) for k in list(data) if k in known}
-    return cls(**core, extra=data)
