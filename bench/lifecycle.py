@@ -1,0 +1,293 @@
+"""The whole lifecycle of one big batch, phase by phase, against a live embedded server.
+
+    .venv/bin/python bench/lifecycle.py --rows 1000000            # sandbox account, no network
+    .venv/bin/python bench/lifecycle.py --rows 1000000 --load     # + wrk on the status endpoint
+    .venv/bin/python bench/lifecycle.py --lab 100000              # real engine, loopback SMTP lab
+
+Phases: upload (POST /v1/batch), parse (to ``ready_for_verification``), launch, verify (to
+``verification_done``), export JSON, export XLSX; for each the seconds, rows/s and the peak
+RSS of the server and its workers (sampled every 50 ms). ``--load`` then runs ``wrk`` against
+``GET /v1/batch/{uuid}`` while the same server parses another ``--rows`` file and verifies a
+third batch. ``--lab N`` verifies N addresses through the loopback SMTP lab of
+``bench/email_smtp.py`` (20 ms replies) and reports the runner's throughput next to one
+``verify_many`` call on the whole list, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "src")]
+
+from tests.support.server import LiveServer, start_server  # noqa: E402
+
+from _common import PeakRss, machine  # noqa: E402
+
+TARGETS = {
+    "parse": 200_000,
+    "verify": 50_000,
+    "export_json": 200_000,
+    "export_xlsx": 40_000,
+}
+
+
+def email_file(path: Path, rows: int, seed: int = 7) -> None:
+    """A realistic list: 1,000 domains, 1% repeats (half of them case-only), 1% malformed."""
+    rng = random.Random(seed)
+    with path.open("w") as out:
+        for i in range(rows):
+            r = rng.random()
+            if r < 0.005 and i:
+                j = rng.randrange(i)
+                out.write(f"user{j}@example{j % 1000}.com\n")
+            elif r < 0.01 and i:
+                j = rng.randrange(i)
+                out.write(f"User{j}@EXAMPLE{j % 1000}.com\n")
+            elif r < 0.02:
+                out.write(f"broken-{i}@\n")
+            else:
+                out.write(f"user{i}@example{i % 1000}.com\n")
+
+
+class Phases:
+    def __init__(self, server: LiveServer) -> None:
+        assert server.process is not None
+        self.pid = server.process.pid
+        self.rows: list[dict[str, Any]] = []
+
+    def measure(self, name: str, rows: int, work: Callable[[], Any]) -> Any:
+        with PeakRss(self.pid) as rss:
+            start = time.perf_counter()
+            result = work()
+            seconds = time.perf_counter() - start
+        self.rows.append(
+            {
+                "phase": name,
+                "rows": rows,
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(rows / seconds) if seconds else None,
+                "peak_rss_mb": round(rss.peak_mb),
+                "target_rows_per_s": TARGETS.get(name),
+            }
+        )
+        print(json.dumps(self.rows[-1]), flush=True)
+        return result
+
+
+def wait_for(client: httpx.Client, batch_uuid: str, status: str, timeout: float = 3600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/batch/{batch_uuid}").json()
+        if body["status"] == status:
+            return body
+        if body["status"] == "internal_error":
+            raise RuntimeError(body)
+        time.sleep(0.05)
+    raise TimeoutError(f"{batch_uuid} never reached {status}")
+
+
+def upload(client: httpx.Client, path: Path, name: str) -> str:
+    with path.open("rb") as handle:
+        response = client.post(
+            "/v1/batch",
+            files={"file": ("list.txt", handle, "text/plain")},
+            data={"name": name, "type": "email", "target_country": "US"},
+        )
+    response.raise_for_status()
+    return str(response.json()["batch_uuid"])
+
+
+def download(client: httpx.Client, batch_uuid: str, fmt: str, dest: Path) -> int:
+    with (
+        client.stream("GET", f"/v1/batch/{batch_uuid}/export", params={"format": fmt}) as r,
+        dest.open("wb") as out,
+    ):
+        r.raise_for_status()
+        for chunk in r.iter_bytes():
+            out.write(chunk)
+    return dest.stat().st_size
+
+
+def lifecycle(server: LiveServer, key: str, path: Path, rows: int, work: Path) -> dict[str, Any]:
+    client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=3600)
+    phases = Phases(server)
+    holder: dict[str, Any] = {}
+
+    def do_upload() -> None:
+        holder["uuid"] = upload(client, path, "bench")
+
+    phases.measure("upload", rows, do_upload)
+    batch_uuid = holder["uuid"]
+    ready = phases.measure(
+        "parse", rows, lambda: wait_for(client, batch_uuid, "ready_for_verification")
+    )
+    valid = ready["found_content"]["valid_email"]
+    phases.measure("launch", valid, lambda: client.post(f"/v1/batch/{batch_uuid}").json())
+    phases.measure("verify", valid, lambda: wait_for(client, batch_uuid, "verification_done"))
+    exported = rows - ready["found_content"]["duplicate_email"]
+    phases.measure(
+        "export_json", exported, lambda: download(client, batch_uuid, "json", work / "x.json")
+    )
+    phases.measure(
+        "export_xlsx", exported, lambda: download(client, batch_uuid, "xlsx", work / "x.xlsx")
+    )
+    return {
+        "batch_uuid": batch_uuid,
+        "phases": phases.rows,
+        "found_content": ready["found_content"],
+    }
+
+
+def wrk_run(url: str, key: str, seconds: int, connections: int) -> dict[str, Any]:
+    """``wrk --latency``: requests/s and the latency percentiles it prints."""
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+    if shutil.which("wrk") is None:
+        return {"error": "wrk is not installed (apt-get install wrk)"}
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"X-Api-Key: {key}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = done.stdout
+    figures: dict[str, Any] = {"raw": out}
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
+        figures["requests_per_s"] = float(m.group(1))
+    for pct in ("50%", "90%", "99%"):
+        if m := re.search(rf"^\s+{pct}\s+([\d.]+)(us|ms|s)", out, re.MULTILINE):
+            value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+            figures[f"p{pct[:-1]}_ms"] = round(value, 2)
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        figures["non_2xx"] = int(m.group(1))
+    return figures
+
+
+def load_run(server: LiveServer, key: str, path: Path, status_uuid: str, seconds: int) -> dict:
+    """wrk on the status endpoint while the server parses ``path`` and verifies a batch."""
+    client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=3600)
+    idle = wrk_run(f"{server.base_url}/v1/batch/{status_uuid}", key, seconds, 50)
+    verifying = upload(client, path, "bench verify")
+    wait_for(client, verifying, "ready_for_verification")
+    client.post(f"/v1/batch/{verifying}")
+    parsing = upload(client, path, "bench parse")
+    busy = wrk_run(f"{server.base_url}/v1/batch/{status_uuid}", key, seconds, 50)
+    during = {
+        "parsing": client.get(f"/v1/batch/{parsing}").json()["status"],
+        "verifying": client.get(f"/v1/batch/{verifying}").json()["status"],
+    }
+    for batch in (parsing, verifying):
+        wait_for(
+            client, batch, "ready_for_verification" if batch == parsing else "verification_done"
+        )
+    return {"idle": idle, "under_load": busy, "statuses_at_end_of_load": during}
+
+
+def lab_run(rows: int, work: Path) -> dict[str, Any]:
+    """The real email engine through the server against the loopback SMTP lab, and one
+    ``verify_many`` call on the same list in this process, in the same run."""
+    import email_smtp  # the lab of bench/email_smtp.py
+
+    args = argparse.Namespace(max_connections=200, per_mx=5, rcpt_per_connection=50)
+    config = email_smtp.LabConfig(domains=max(rows // 100, 1), ips=250, latency=0.020)
+    parent, child = multiprocessing.Pipe()
+    lab = multiprocessing.Process(target=email_smtp.run_lab, args=(config, child), daemon=True)
+    lab.start()
+    nameserver, port = parent.recv()
+    addresses = email_smtp.make_addresses(rows, config.domains)
+    path = work / "lab.txt"
+    path.write_text("\n".join(addresses) + "\n")
+    server = start_server(
+        work / "lab-server",
+        APEXVERIFY_DNS_NAMESERVERS=nameserver,
+        APEXVERIFY_SMTP_PORT=str(port),
+        APEXVERIFY_SMTP_ALLOW_PRIVATE_NETWORKS="true",
+        APEXVERIFY_SMTP_HELO_NAME="bench.lab-example.com",
+        APEXVERIFY_SMTP_MAIL_FROM="probe@lab-example.com",
+        APEXVERIFY_SMTP_GREYLIST_RETRY_SECONDS="1",
+    )
+    try:
+        key, _ = server.create_account(sandbox=False, email_credits=rows * 2)
+        client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=3600)
+        batch_uuid = upload(client, path, "lab")
+        wait_for(client, batch_uuid, "ready_for_verification")
+        start = time.perf_counter()
+        client.post(f"/v1/batch/{batch_uuid}")
+        done = wait_for(client, batch_uuid, "verification_done")
+        runner = time.perf_counter() - start
+    finally:
+        server.stop()
+    settings = email_smtp.engine_settings(nameserver, port, args)
+    whole, _verdicts, _engine = asyncio.run(email_smtp.run_engine(addresses, settings, rows))
+    parent.send("stop")
+    lab.join(10)
+    return {
+        "rows": rows,
+        "runner_seconds": round(runner, 2),
+        "runner_rows_per_s": round(rows / runner),
+        "one_call_seconds": round(whole, 2),
+        "one_call_rows_per_s": round(rows / whole),
+        "runner_share_of_one_call": round(whole / runner, 3),
+        "stats": done["stats"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--load", action="store_true", help="wrk on the status endpoint")
+    parser.add_argument("--load-seconds", type=int, default=10)
+    parser.add_argument("--lab", type=int, default=0, help="addresses through the SMTP lab")
+    parser.add_argument("--skip-lifecycle", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="apexverify-lifecycle-") as tmp:
+        work = Path(tmp)
+        if not args.skip_lifecycle:
+            path = work / "list.txt"
+            email_file(path, args.rows)
+            server = start_server(work / "server")
+            try:
+                key, _ = server.create_account(sandbox=True, email_credits=args.rows * 4)
+                report["lifecycle"] = lifecycle(server, key, path, args.rows, work)
+                if args.load:
+                    uuid = report["lifecycle"]["batch_uuid"]
+                    report["load"] = load_run(server, key, path, uuid, args.load_seconds)
+            finally:
+                server.stop()
+        if args.lab:
+            report["lab"] = lab_run(args.lab, work)
+    for section in ("load",):
+        for run in report.get(section, {}).values():
+            if isinstance(run, dict):
+                run.pop("raw", None)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
