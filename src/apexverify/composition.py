@@ -54,13 +54,6 @@ def build_services(
     )
 
 
-def open_store(settings: Settings) -> Store:
-    """The database alone, migrated (the admin commands)."""
-    store = Store(settings.database_url)
-    upgrade(store)
-    return store
-
-
 def prepare_database(services: Services) -> None:
     """Migrate the schema, and procrastinate's when scaled out (idempotent)."""
     upgrade(services.store)
@@ -86,7 +79,5 @@ async def running(services: Services, *, parse_pool: bool = True) -> AsyncIterat
         if warming is not None:
             await warming
             shutdown_pool()
-        close = getattr(services.engines, "aclose", None)
-        if close is not None:
-            await close()
+        await services.engines.aclose()
         services.store.dispose()

@@ -110,3 +110,6 @@ class FakeEngines:
     def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier:
         self.built += 1
         return self.engine
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()

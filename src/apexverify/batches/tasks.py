@@ -226,8 +226,6 @@ async def verify_chunk(
         metrics.CHUNKS.labels("failed").inc()
         await _chunk_failed(services, batch_uuid, first_seq, last_seq, attempt, exc)
         return
-    finally:
-        await run.verifier.aclose()
     metrics.CHUNKS.labels("done").inc()
     step = await asyncio.to_thread(
         verification.next_step, services, batch_uuid, (first_seq, last_seq)

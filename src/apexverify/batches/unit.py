@@ -61,13 +61,8 @@ async def _verify(
 ) -> Any:
     verifier = services.engines.build(request.type, sandbox=account.sandbox)
     context = VerifyContext(request.target_country, services.settings.max_verify_attempts)
-    try:
-        # Last allowed attempt: the engine must answer now instead of asking for a retry.
-        (outcome,) = await verifier.verify_many(
-            [VerifyItem(normalized, context.max_attempts)], context
-        )
-    finally:
-        await verifier.aclose()
+    # Last allowed attempt: the engine must answer now instead of asking for a retry.
+    (outcome,) = await verifier.verify_many([VerifyItem(normalized, context.max_attempts)], context)
     if isinstance(outcome, Retry):
         raise RuntimeError("the engine asked to retry on its last allowed attempt")
     return outcome

@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from ..accounts import service as accounts
-from ..composition import build_services, open_store, prepare_database
 from ..settings import Settings
 from ..store.db import Store
+from ..store.migrate import open_store
 from . import client_commands
 
 
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _store() -> Store:
-    return open_store(Settings.from_env())
+    return open_store(Settings.from_env().database_url)
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..app import create_app
+    from ..composition import build_services
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -121,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _init_demo(settings: Settings) -> None:
-    store = open_store(settings)
+    store = open_store(settings.database_url)
     with store.write() as session:
         if accounts.list_accounts(session):
             return
@@ -141,6 +142,9 @@ def _init_demo(settings: Settings) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
+    # Imported here: the account and key commands need only the store (a faster start).
+    from ..composition import build_services, prepare_database
+
     services = build_services(Settings.from_env())
     prepare_database(services)
     services.store.dispose()
@@ -152,6 +156,7 @@ def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..batches import tasks
+    from ..composition import build_services, prepare_database
     from ..jobs.procrastinate_queue import ProcrastinateQueue
     from ..jobs.queue_metrics import watch_queue
     from ..jobs.worker import run_worker
@@ -169,8 +174,15 @@ def _worker(args: argparse.Namespace) -> int:
 
         watch_queue(services.store)
         start_http_server(args.metrics_port, addr=settings.host)
+
+    async def work(queue: ProcrastinateQueue) -> None:
+        try:
+            await run_worker(queue, max(1, args.concurrency), periodic)
+        finally:
+            await services.engines.aclose()
+
     try:
-        asyncio.run(run_worker(services.queue, max(1, args.concurrency), periodic))
+        asyncio.run(work(services.queue))
     finally:
         services.store.dispose()
     return 0

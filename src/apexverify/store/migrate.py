@@ -19,6 +19,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def open_store(database_url: str) -> Store:
+    """The database alone, migrated (the admin commands)."""
+    store = Store(database_url)
+    upgrade(store)
+    return store
+
+
 def upgrade(store: Store) -> None:
     cfg = alembic_config(store.url)
     with store.engine.begin() as conn:

@@ -196,9 +196,13 @@ class Verifier(ABC):
 
 
 class VerifierFactory(Protocol):
-    """Builds the engine for a record type; sandbox accounts get the sandbox engine."""
+    """Builds the engine for a record type; sandbox accounts get the sandbox engine. The
+    factory owns what it builds: callers share the engine and never close it."""
 
     def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier: ...
+
+    async def aclose(self) -> None:
+        """Close every engine built (at the end of the process)."""
 
 
 def syntax_error_result(record_type: RecordType) -> Result:

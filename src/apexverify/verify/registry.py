@@ -44,6 +44,10 @@ class EngineFactory(VerifierFactory):
         self.settings = settings
         self._on_smtp_reply = on_smtp_reply
         self._redis_slots: RedisMxSlots | None = None
+        # One engine per (record type, sandbox) per process, shared by every chunk and unit
+        # call (engines take concurrent calls): its SMTP connections, MX and catch-all
+        # caches outlive one chunk.
+        self._engines: dict[tuple[RecordType, bool], Verifier] = {}
 
     def __repr__(self) -> str:
         shared = "redis" if self.settings.redis_url else "local"
@@ -66,7 +70,14 @@ class EngineFactory(VerifierFactory):
                 raise ConfigurationError("APEXVERIFY_REDIS_URL", str(exc)) from None
 
     def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier:
-        """The engine for ``record_type``: the sandbox one for sandbox accounts."""
+        """The engine for ``record_type`` (the sandbox one for sandbox accounts), owned by
+        the factory: callers share it and never close it; :meth:`aclose` does."""
+        engine = self._engines.get((record_type, sandbox))
+        if engine is None:
+            engine = self._engines[(record_type, sandbox)] = self._new(record_type, sandbox)
+        return engine
+
+    def _new(self, record_type: RecordType, sandbox: bool) -> Verifier:
         if sandbox:
             return SandboxVerifier(record_type, self.settings.sandbox_latency_ms)
         if record_type == "email":
@@ -76,7 +87,10 @@ class EngineFactory(VerifierFactory):
         raise ValueError(f"no engine for record type {record_type!r}")
 
     async def aclose(self) -> None:
-        """Close what the factory shares between its engines (the Redis client)."""
+        """Close the engines and what they share (the Redis client)."""
+        engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            await engine.aclose()
         slots, self._redis_slots = self._redis_slots, None
         if slots is not None:
             await slots.aclose()
