@@ -46,7 +46,7 @@ def json_chunks(
     services: Services, batch: Batch, *, details: bool, include_statistics: bool
 ) -> Iterator[bytes]:
     with services.store.read() as session:
-        rows = records.iter_export_rows(session, batch.pk, unique_values=True)
+        rows = records.iter_export_json(session, batch.pk, unique_values=True)
         yield from stream_json(
             batch.record_type,
             rows,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -135,6 +136,14 @@ class Record(Base):
         # for B-tree page splits; dedupe and duplicate copies use window functions and
         # ``primary_seq`` over the (batch_pk, seq) key instead.
         UniqueConstraint("batch_pk", "seq", name="uq_records_batch_seq"),
+        # The rows still waiting for a verdict (migration 0003): claims stay linear.
+        Index(
+            "ix_records_unverified",
+            "batch_pk",
+            "seq",
+            sqlite_where=text("kind = 'valid' AND verdict IS NULL"),
+            postgresql_where=text("kind = 'valid' AND verdict IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

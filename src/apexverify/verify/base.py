@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import Field, asdict, dataclass, field
+from dataclasses import Field, dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 RecordType = Literal["email", "phone"]
@@ -70,10 +70,11 @@ class _ResultMixin:
         return _verdict(self.valid, self.wrong)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        extra = data.pop("extra")
-        data.update(extra)
-        return dict(data)
+        """The documented fields in order, then the extras (a shallow copy: results hold
+        plain values, and this runs once per verified record)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "extra"}
+        data.update(getattr(self, "extra", {}))
+        return data
 
 
 @dataclass

@@ -60,6 +60,24 @@ def apply(
     return affected(session, stmt)
 
 
+def _upsert_statement(insert: Any) -> Any:
+    stmt = insert(CachedResult.__table__)
+    return stmt.on_conflict_do_update(
+        index_elements=["account_id", "record_type", "key_hash"],
+        set_={
+            "verdict": stmt.excluded.verdict,
+            "result": stmt.excluded.result,
+            "verified_at": stmt.excluded.verified_at,
+        },
+    )
+
+
+_UPSERT = {
+    "postgresql": _upsert_statement(postgresql.insert),
+    "sqlite": _upsert_statement(sqlite.insert),
+}
+
+
 def upsert(session: Session, scope: str, record_type: str, entries: Sequence[CacheEntry]) -> None:
     """Store conclusive results in one cache scope (newest wins)."""
     if not entries:
@@ -76,15 +94,7 @@ def upsert(session: Session, scope: str, record_type: str, entries: Sequence[Cac
         }
         for key, verdict, result in entries
     ]
-    dialect = session.connection().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(CachedResult).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "record_type", "key_hash"],
-        set_={
-            "verdict": stmt.excluded.verdict,
-            "result": stmt.excluded.result,
-            "verified_at": stmt.excluded.verified_at,
-        },
-    )
-    session.execute(stmt)
+    conn = session.connection()
+    # One statement with a parameter list (an executemany): compiled once and cached, where a
+    # multi-row VALUES would be compiled anew for every chunk.
+    conn.execute(_UPSERT[conn.dialect.name], values)
