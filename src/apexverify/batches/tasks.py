@@ -6,7 +6,8 @@ procrastinate): the same bodies, names, locks and retry policy whichever runs th
     parse_chunk(batch_uuid, generation, ...)      load one byte range; the last one publishes
     verify_batch(batch_uuid)                      fan out the due rows as verify_chunk jobs,
                                                   or finalize when none is left
-    verify_chunk(batch_uuid, first_seq, last_seq) verify one range of rows
+    verify_chunk(batch_uuid, ids)                 verify one chunk of rows (cut by mail
+                                                  domain for emails)
     sweep (periodic)                              re-defer the work of every batch that is
                                                   parsing or verifying with no job (restart,
                                                   kill -9, a job that gave up)
@@ -20,6 +21,7 @@ what it needs, so re-running one is always safe.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +33,7 @@ from ..jobs.base import JobQueue, Periodic
 from ..verify.base import EngineUnavailable
 from . import parse, parse_chunks, states, verification
 from .context import Services
+from .params import BatchParameters
 from .repository import batches as batch_rows
 from .repository import records
 from .retry import parse_failure_may_pass, verify_failure_may_pass
@@ -201,43 +204,65 @@ def _fan_out(services: Services, batch_uuid: str) -> float | None:
         batch = batch_rows.by_uuid(session, batch_uuid)
         if batch is None or batch.status != states.ONGOING:
             return None
-        ranges = records.due_ranges(session, batch.pk, services.settings.verify_chunk_size)
-        for first, last in ranges:
-            services.queue.defer_with(
-                session,
-                VERIFY_CHUNK,
-                {"batch_uuid": batch_uuid, "first_seq": first, "last_seq": last, "attempt": 1},
-                priority=VERIFY_PRIORITY,
-            )
-    if ranges:
+        params = BatchParameters.model_validate(batch.parameters)
+        sandbox = batch_rows.owner(session, batch).sandbox
+        engine = services.engines.build(params.type, sandbox=sandbox)
+        size = engine.chunk_size(services.settings.verify_chunk_size)
+        chunks = 0
+        for ids in records.due_chunks(session, batch.pk, size, by_domain=engine.groups_by_domain):
+            _defer_chunk(services, session, batch_uuid, ids, attempt=1)
+            chunks += 1
+    if chunks:
+        log.info("verification of %s: %d chunk jobs", batch_uuid, chunks)
         return None
     return verification.next_step(services, batch_uuid, None)
 
 
+def _defer_chunk(
+    services: Services,
+    session: Session | None,
+    batch_uuid: str,
+    ids: list[int],
+    *,
+    attempt: int,
+    run_at: float | None = None,
+) -> None:
+    # A short dedupe key: the ids themselves would make procrastinate's queueing-lock index
+    # entry too large.
+    digest = hashlib.blake2b(repr(ids).encode(), digest_size=8).hexdigest()
+    _defer(
+        services.queue,
+        session,
+        VERIFY_CHUNK,
+        {"batch_uuid": batch_uuid, "ids": ids, "attempt": attempt},
+        dedupe_key=f"{VERIFY_CHUNK}:{batch_uuid}:{digest}:{attempt}",
+        run_at=run_at,
+        priority=VERIFY_PRIORITY,
+    )
+
+
 async def verify_chunk(
-    services: Services, batch_uuid: str, first_seq: int, last_seq: int, attempt: int = 1
+    services: Services, batch_uuid: str, ids: list[int], attempt: int = 1
 ) -> None:
     run = await asyncio.to_thread(verification.open_run, services, batch_uuid)
     if run is None:
         return
     try:
-        await verification.verify_range(services, run, first_seq, last_seq)
+        await verification.verify_chunk(services, run, ids)
     except Exception as exc:
         metrics.CHUNKS.labels("failed").inc()
-        await _chunk_failed(services, batch_uuid, first_seq, last_seq, attempt, exc)
+        await _chunk_failed(services, batch_uuid, ids, attempt, exc)
         return
     metrics.CHUNKS.labels("done").inc()
-    step = await asyncio.to_thread(
-        verification.next_step, services, batch_uuid, (first_seq, last_seq)
-    )
+    step = await asyncio.to_thread(verification.next_step, services, batch_uuid, ids)
     if step == 0:
         await asyncio.to_thread(verification.finalize, services, batch_uuid)
-    elif step is not None:  # rows of this range the engine asked to retry later
+    elif step is not None:  # rows of this chunk the engine asked to retry later
         defer_verify(services, None, batch_uuid, run_at=step)
 
 
 async def _chunk_failed(
-    services: Services, batch_uuid: str, first_seq: int, last_seq: int, attempt: int, exc: Exception
+    services: Services, batch_uuid: str, ids: list[int], attempt: int, exc: Exception
 ) -> None:
     again = services.retry.next_run_at(attempt) if verify_failure_may_pass(exc) else None
     if again is None:
@@ -246,36 +271,18 @@ async def _chunk_failed(
             if isinstance(exc, EngineUnavailable)
             else f"the engine failed {attempt} times ({type(exc).__name__})"
         )
-        log.error(
-            "verification of %s rows %d-%d: %s",
-            batch_uuid,
-            first_seq,
-            last_seq,
-            reason,
-            exc_info=exc,
-        )
+        log.error("verification of %s: %s", batch_uuid, reason, exc_info=exc)
         await asyncio.to_thread(verification.fail, services, batch_uuid, reason)
         return
     log.warning(
-        "verification of %s rows %d-%d failed (%s); attempt %d at +%.0fs",
+        "verification of %s: a chunk of %d failed (%s); attempt %d at +%.0fs",
         batch_uuid,
-        first_seq,
-        last_seq,
+        len(ids),
         type(exc).__name__,
         attempt + 1,
         services.retry.delay(attempt),
     )
-    services.queue.defer(
-        VERIFY_CHUNK,
-        {
-            "batch_uuid": batch_uuid,
-            "first_seq": first_seq,
-            "last_seq": last_seq,
-            "attempt": attempt + 1,
-        },
-        run_at=again,
-        priority=VERIFY_PRIORITY,
-    )
+    _defer_chunk(services, None, batch_uuid, ids, attempt=attempt + 1, run_at=again)
 
 
 # -- sweep ---------------------------------------------------------------------------------
@@ -316,10 +323,8 @@ def register(services: Services) -> tuple[Periodic, ...]:
     async def run_verify_batch(batch_uuid: str) -> None:
         await verify_batch(services, batch_uuid)
 
-    async def run_verify_chunk(
-        batch_uuid: str, first_seq: int, last_seq: int, attempt: int = 1
-    ) -> None:
-        await verify_chunk(services, batch_uuid, first_seq, last_seq, attempt)
+    async def run_verify_chunk(batch_uuid: str, ids: list[int], attempt: int = 1) -> None:
+        await verify_chunk(services, batch_uuid, ids, attempt)
 
     async def run_sweep() -> None:
         await asyncio.to_thread(sweep, services)

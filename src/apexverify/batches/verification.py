@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,26 +64,20 @@ def open_run(services: Services, batch_uuid: str) -> Run | None:
     )
 
 
-async def verify_range(services: Services, run: Run, first_seq: int, last_seq: int) -> None:
-    """Verify the due rows of ``first_seq..last_seq``, chunk after chunk. Engine errors
-    propagate: the caller's retry policy decides what happens to the range."""
-    size = services.settings.verify_chunk_size
-    cursor = first_seq - 1
-    while True:
-        chunk = await asyncio.to_thread(_claim, services, run.batch.pk, cursor, size, last_seq)
-        if not chunk:
-            return
-        items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
-        outcomes = await run.verifier.verify_many(items, run.context)
-        await asyncio.to_thread(store, services, run, chunk, outcomes)
-        cursor = chunk[-1].seq
+async def verify_chunk(services: Services, run: Run, ids: Sequence[int]) -> None:
+    """Verify the rows of one chunk that are still due. Engine errors propagate: the caller's
+    retry policy decides what happens to the chunk."""
+    chunk = await asyncio.to_thread(_claim, services, run.batch.pk, ids)
+    if not chunk:
+        return
+    items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
+    outcomes = await run.verifier.verify_many(items, run.context)
+    await asyncio.to_thread(store, services, run, chunk, outcomes)
 
 
-def _claim(
-    services: Services, batch_pk: int, cursor: int, size: int, until: int
-) -> list[records.PendingRecord]:
+def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[records.PendingRecord]:
     with services.store.read() as session:
-        return records.claim_chunk(session, batch_pk, cursor, size, until)
+        return records.claim_ids(session, batch_pk, ids)
 
 
 def store(
@@ -119,16 +114,16 @@ def store(
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
 
 
-def next_step(services: Services, batch_uuid: str, seqs: tuple[int, int] | None) -> float | None:
-    """After a range (``seqs``) or a fan-out (None): 0 when the batch can be finalized, the
-    epoch time at which rows of the range wait to be retried, or None (nothing to do here)."""
+def next_step(services: Services, batch_uuid: str, ids: Sequence[int] | None) -> float | None:
+    """After a chunk (``ids``) or a fan-out (None): 0 when the batch can be finalized, the
+    epoch time at which rows of the chunk wait to be retried, or None (nothing to do here)."""
     with services.store.read() as session:
         batch = batch_rows.by_uuid(session, batch_uuid)
         if batch is None or batch.status != states.ONGOING:
             return None
         if not records.any_unverified(session, batch.pk):
             return 0
-        at = records.next_retry_at(session, batch.pk, seqs)
+        at = records.next_retry_at(session, batch.pk, ids)
         return None if at is None else float(max(at, 1))
 
 

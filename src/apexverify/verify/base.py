@@ -192,6 +192,15 @@ class Verifier(ABC):
         (``item.attempt >= context.max_attempts``) an engine must return a final result
         (``unknown`` when still inconclusive), never a :class:`Retry`."""
 
+    # Chunks of a batch are cut by mail domain (many addresses of few domains per chunk, so
+    # connections are reused); engines that do not group by domain say False.
+    groups_by_domain: bool = False
+
+    def chunk_size(self, default: int) -> int:
+        """How many items one ``verify_many`` call of a batch should get (a provider that
+        batches its look-ups wants whole batches)."""
+        return default
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release connections and caches."""
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Table,
     Text,
@@ -175,54 +176,55 @@ class PendingRecord:
     attempts: int
 
 
-def claim_chunk(
-    session: Session, batch_pk: int, after_seq: int, limit: int, until_seq: int | None = None
-) -> list[PendingRecord]:
-    """The next due rows after ``after_seq`` (up to ``until_seq`` when given), in file order."""
-    stmt = (
-        select(
-            Record.id,
-            Record.seq,
-            func.coalesce(Record.normalized, Record.value),
-            Record.key_hash,
-            Record.attempts,
-        )
-        .where(
-            due(batch_pk),
-            Record.seq > after_seq,
-            *([Record.seq <= until_seq] if until_seq is not None else []),
-        )
-        .order_by(Record.seq)
-        .limit(limit)
-    )
-    # Valid rows always carry a key hash (the parse sets it).
-    return [
-        PendingRecord(rid, seq, value, cast(bytes, key), attempts)
+def _mail_domain(session: Session) -> ColumnElement[str]:
+    """The domain of a row's address (the canonical form is stored when it differs)."""
+    address = func.coalesce(Record.normalized, Record.value)
+    if session.connection().dialect.name == "postgresql":
+        return func.split_part(address, "@", 2)
+    return func.substr(address, func.instr(address, "@") + 1)
+
+
+def due_chunks(
+    session: Session, batch_pk: int, size: int, *, by_domain: bool
+) -> Iterator[list[int]]:
+    """The ids of the due rows, cut into chunks of ``size``: the chunk jobs of a verification
+    pass. ``by_domain`` orders them by mail domain (then file order), so a chunk holds many
+    addresses of few domains and the engine reuses its connections; otherwise file order.
+    One sorted scan of the batch's unverified rows (the partial index), streamed."""
+    order = [_mail_domain(session), Record.seq] if by_domain else [Record.seq]
+    stmt = select(Record.id).where(due(batch_pk)).order_by(*order)
+    chunk: list[int] = []
+    for rid in session.scalars(stmt.execution_options(yield_per=10_000)):
+        chunk.append(rid)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[PendingRecord]:
+    """The rows of one chunk that are still due, in the chunk's order."""
+    stmt = select(
+        Record.id,
+        Record.seq,
+        func.coalesce(Record.normalized, Record.value),
+        Record.key_hash,
+        Record.attempts,
+    ).where(due(batch_pk), Record.id.in_(ids))
+    rows = {
+        rid: PendingRecord(rid, seq, value, cast(bytes, key), attempts)
         for rid, seq, value, key, attempts in session.execute(stmt)
-    ]
+    }
+    return [rows[rid] for rid in ids if rid in rows]
 
 
-def due_ranges(session: Session, batch_pk: int, size: int) -> list[tuple[int, int]]:
-    """``(first_seq, last_seq)`` of consecutive groups of ``size`` due rows: the chunk jobs
-    of a verification pass (one query, any batch size)."""
-    group = ((func.row_number().over(order_by=Record.seq) - 1) // max(size, 1)).label("g")
-    numbered = select(Record.seq, group).where(due(batch_pk)).subquery()
-    rows = session.execute(
-        select(func.min(numbered.c.seq), func.max(numbered.c.seq))
-        .group_by(numbered.c.g)
-        .order_by(func.min(numbered.c.seq))
-    )
-    return [(int(a), int(b)) for a, b in rows]
-
-
-def next_retry_at(
-    session: Session, batch_pk: int, seqs: tuple[int, int] | None = None
-) -> int | None:
-    """Earliest retry time among unverified rows (of the ``seqs`` range when given), or None
+def next_retry_at(session: Session, batch_pk: int, ids: Sequence[int] | None = None) -> int | None:
+    """Earliest retry time among unverified rows (of the chunk ``ids`` when given), or None
     when none is left (0 when one is due now)."""
     stmt = select(func.count(), func.min(Record.retry_at)).where(unverified(batch_pk))
-    if seqs is not None:
-        stmt = stmt.where(Record.seq.between(*seqs))
+    if ids is not None:
+        stmt = stmt.where(Record.id.in_(ids))
     count, at = session.execute(stmt).one()
     return None if not count else int(at or 0)
 

@@ -104,9 +104,11 @@ class _Answer:
 
 
 class EmailVerifier(Verifier):
-    """Verifies normalized email addresses; one instance per batch run (its caches)."""
+    """Verifies normalized email addresses; one instance per process, shared by concurrent
+    calls (its connection pool and MX/catch-all caches)."""
 
     record_type: RecordType = "email"
+    groups_by_domain = True
 
     def __init__(
         self,

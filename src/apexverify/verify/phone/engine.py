@@ -109,6 +109,11 @@ class PhoneVerifier(Verifier):
         self._lookup = lookup if lookup is not None else build_lookup(settings, policy)
         self._cache: dict[str, LookupResult] = {}
 
+    def chunk_size(self, default: int) -> int:
+        """Whole provider batches: ``default`` rounded down to a multiple of them."""
+        batch = self._lookup.batch_size if self._lookup is not None else 1
+        return max(batch, default - default % batch)
+
     def __repr__(self) -> str:
         provider = self._lookup.name if self._lookup else "none"
         return f"<PhoneVerifier provider={provider}>"

@@ -49,6 +49,8 @@ class NetworkLookup(ABC):
     """A paid live-lookup provider."""
 
     name: ClassVar[str]
+    # Numbers per provider request when the provider takes several at once.
+    batch_size: int = 1
 
     @abstractmethod
     def wants(self, phone_type: str) -> bool:

@@ -128,7 +128,7 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
         self._url = url
         self._key = api_key
         self._secret = api_secret
-        self._batch_size = max(1, min(batch_size, MAX_BATCH))
+        self._batch_size = self.batch_size = max(1, min(batch_size, MAX_BATCH))
 
     @classmethod
     def from_settings(
