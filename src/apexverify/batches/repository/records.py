@@ -3,6 +3,7 @@ aggregates. Set-based statements keep memory flat on million-row batches."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -203,18 +204,35 @@ def due_chunks(
         yield chunk
 
 
-def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[PendingRecord]:
-    """The rows of one chunk that are still due, in the chunk's order."""
+def _chunk_rows(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Any]:
+    """The chunk's rows looked up by primary key only. The unverified/due conditions are
+    applied here, not in SQL: with them in the WHERE clause SQLite prefers the partial index
+    and scans every unverified row of the batch for each chunk (quadratic over a batch)."""
     stmt = select(
         Record.id,
         Record.seq,
         func.coalesce(Record.normalized, Record.value),
         Record.key_hash,
         Record.attempts,
-    ).where(due(batch_pk), Record.id.in_(ids))
+        Record.retry_at,
+        Record.kind,
+        Record.verdict,
+        Record.batch_pk,
+    ).where(Record.id.in_(ids))
+    return [
+        row
+        for row in session.execute(stmt)
+        if row.batch_pk == batch_pk and row.kind == RecordKind.VALID and row.verdict is None
+    ]
+
+
+def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[PendingRecord]:
+    """The rows of one chunk that are still due, in the chunk's order."""
+    now = int(time.time())
     rows = {
-        rid: PendingRecord(rid, seq, value, cast(bytes, key), attempts)
-        for rid, seq, value, key, attempts in session.execute(stmt)
+        row.id: PendingRecord(row.id, row.seq, row[2], cast(bytes, row.key_hash), row.attempts)
+        for row in _chunk_rows(session, batch_pk, ids)
+        if row.retry_at is None or row.retry_at <= now
     }
     return [rows[rid] for rid in ids if rid in rows]
 
@@ -222,9 +240,10 @@ def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Pendi
 def next_retry_at(session: Session, batch_pk: int, ids: Sequence[int] | None = None) -> int | None:
     """Earliest retry time among unverified rows (of the chunk ``ids`` when given), or None
     when none is left (0 when one is due now)."""
-    stmt = select(func.count(), func.min(Record.retry_at)).where(unverified(batch_pk))
     if ids is not None:
-        stmt = stmt.where(Record.id.in_(ids))
+        waiting = [row.retry_at or 0 for row in _chunk_rows(session, batch_pk, ids)]
+        return min(waiting) if waiting else None
+    stmt = select(func.count(), func.min(Record.retry_at)).where(unverified(batch_pk))
     count, at = session.execute(stmt).one()
     return None if not count else int(at or 0)
 
