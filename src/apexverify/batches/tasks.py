@@ -215,7 +215,7 @@ def _fan_out(services: Services, batch_uuid: str) -> float | None:
     if chunks:
         log.info("verification of %s: %d chunk jobs", batch_uuid, chunks)
         return None
-    return verification.next_step(services, batch_uuid, None)
+    return verification.next_step(services, batch_uuid)
 
 
 def _defer_chunk(
@@ -248,17 +248,16 @@ async def verify_chunk(
     if run is None:
         return
     try:
-        await verification.verify_chunk(services, run, ids)
+        retry_at = await verification.verify_chunk(services, run, ids)
     except Exception as exc:
         metrics.CHUNKS.labels("failed").inc()
         await _chunk_failed(services, batch_uuid, ids, attempt, exc)
         return
     metrics.CHUNKS.labels("done").inc()
-    step = await asyncio.to_thread(verification.next_step, services, batch_uuid, ids)
-    if step == 0:
+    if retry_at is not None:  # rows of this chunk the engine asked to retry later
+        defer_verify(services, None, batch_uuid, run_at=retry_at)
+    elif await asyncio.to_thread(verification.nothing_left, services, batch_uuid):
         await asyncio.to_thread(verification.finalize, services, batch_uuid)
-    elif step is not None:  # rows of this chunk the engine asked to retry later
-        defer_verify(services, None, batch_uuid, run_at=step)
 
 
 async def _chunk_failed(

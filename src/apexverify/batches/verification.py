@@ -64,15 +64,16 @@ def open_run(services: Services, batch_uuid: str) -> Run | None:
     )
 
 
-async def verify_chunk(services: Services, run: Run, ids: Sequence[int]) -> None:
-    """Verify the rows of one chunk that are still due. Engine errors propagate: the caller's
-    retry policy decides what happens to the chunk."""
+async def verify_chunk(services: Services, run: Run, ids: Sequence[int]) -> int | None:
+    """Verify the rows of one chunk that are still due; returns when the earliest of those an
+    engine asked to retry later is due (None: every row got its verdict). Engine errors
+    propagate: the caller's retry policy decides what happens to the chunk."""
     chunk = await asyncio.to_thread(_claim, services, run.batch.pk, ids)
     if not chunk:
-        return
+        return None
     items = [VerifyItem(r.normalized, r.attempts + 1) for r in chunk]
     outcomes = await run.verifier.verify_many(items, run.context)
-    await asyncio.to_thread(store, services, run, chunk, outcomes)
+    return await asyncio.to_thread(store, services, run, chunk, outcomes)
 
 
 def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[records.PendingRecord]:
@@ -82,9 +83,9 @@ def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[record
 
 def store(
     services: Services, run: Run, chunk: list[records.PendingRecord], outcomes: list[Outcome]
-) -> None:
+) -> int | None:
     """One chunk's outcomes in one transaction: final results, retry times, cache entries and
-    the progress counter."""
+    the progress counter. Returns the earliest retry time scheduled, if any."""
     if len(outcomes) != len(chunk):
         raise RuntimeError("engine returned a different number of outcomes than items")
     now = int(time.time())
@@ -112,19 +113,31 @@ def store(
         metrics.count_result(batch.record_type, verdict)
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
+        return min(at for _rid, at, _n in retries)
+    return None
 
 
-def next_step(services: Services, batch_uuid: str, ids: Sequence[int] | None) -> float | None:
-    """After a chunk (``ids``) or a fan-out (None): 0 when the batch can be finalized, the
-    epoch time at which rows of the chunk wait to be retried, or None (nothing to do here)."""
+def next_step(services: Services, batch_uuid: str) -> float | None:
+    """After a fan-out that found no due row: 0 when the batch can be finalized, the epoch
+    time at which the earliest waiting row is due, or None (nothing to do here)."""
     with services.store.read() as session:
         batch = batch_rows.by_uuid(session, batch_uuid)
         if batch is None or batch.status != states.ONGOING:
             return None
-        if not records.any_unverified(session, batch.pk):
-            return 0
-        at = records.next_retry_at(session, batch.pk, ids)
-        return None if at is None else float(max(at, 1))
+        at = records.next_retry_at(session, batch.pk)
+        return 0 if at is None else float(max(at, 1))
+
+
+def nothing_left(services: Services, batch_uuid: str) -> bool:
+    """Is the ongoing batch without any row still waiting for a verdict? (An index lookup:
+    it runs after every chunk.)"""
+    with services.store.read() as session:
+        batch = batch_rows.by_uuid(session, batch_uuid)
+        return (
+            batch is not None
+            and batch.status == states.ONGOING
+            and not records.any_unverified(session, batch.pk)
+        )
 
 
 def finalize(services: Services, batch_uuid: str) -> bool:

@@ -237,12 +237,9 @@ def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Pendi
     return [rows[rid] for rid in ids if rid in rows]
 
 
-def next_retry_at(session: Session, batch_pk: int, ids: Sequence[int] | None = None) -> int | None:
-    """Earliest retry time among unverified rows (of the chunk ``ids`` when given), or None
-    when none is left (0 when one is due now)."""
-    if ids is not None:
-        waiting = [row.retry_at or 0 for row in _chunk_rows(session, batch_pk, ids)]
-        return min(waiting) if waiting else None
+def next_retry_at(session: Session, batch_pk: int) -> int | None:
+    """Earliest retry time among unverified rows, or None when none is left (0 when one is
+    due now)."""
     stmt = select(func.count(), func.min(Record.retry_at)).where(unverified(batch_pk))
     count, at = session.execute(stmt).one()
     return None if not count else int(at or 0)
