@@ -208,7 +208,7 @@ def load_run(server: LiveServer, key: str, path: Path, status_uuid: str, seconds
     return {"idle": idle, "under_load": busy, "statuses_at_end_of_load": during}
 
 
-def lab_run(rows: int, work: Path) -> dict[str, Any]:
+def lab_run(rows: int, work: Path, tuning: dict[str, str]) -> dict[str, Any]:
     """The real email engine through the server against the loopback SMTP lab, and one
     ``verify_many`` call on the same list in this process, in the same run."""
     import email_smtp  # the lab of bench/email_smtp.py
@@ -230,6 +230,7 @@ def lab_run(rows: int, work: Path) -> dict[str, Any]:
         APEXVERIFY_SMTP_HELO_NAME="bench.lab-example.com",
         APEXVERIFY_SMTP_MAIL_FROM="probe@lab-example.com",
         APEXVERIFY_SMTP_GREYLIST_RETRY_SECONDS="1",
+        **tuning,
     )
     try:
         key, _ = server.create_account(sandbox=False, email_credits=rows * 2)
@@ -264,14 +265,23 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=int, default=10)
     parser.add_argument("--lab", type=int, default=0, help="addresses through the SMTP lab")
     parser.add_argument("--skip-lifecycle", action="store_true")
+    parser.add_argument("--chunk-size", type=int, default=0, help="APEXVERIFY_VERIFY_CHUNK_SIZE")
+    parser.add_argument(
+        "--parallel-chunks", type=int, default=0, help="APEXVERIFY_VERIFY_PARALLEL_CHUNKS"
+    )
     args = parser.parse_args()
+    tuning = {}
+    if args.chunk_size:
+        tuning["APEXVERIFY_VERIFY_CHUNK_SIZE"] = str(args.chunk_size)
+    if args.parallel_chunks:
+        tuning["APEXVERIFY_VERIFY_PARALLEL_CHUNKS"] = str(args.parallel_chunks)
     report: dict[str, Any] = {"machine": machine()}
     with tempfile.TemporaryDirectory(prefix="apexverify-lifecycle-") as tmp:
         work = Path(tmp)
         if not args.skip_lifecycle:
             path = work / "list.txt"
             email_file(path, args.rows)
-            server = start_server(work / "server")
+            server = start_server(work / "server", **tuning)
             try:
                 key, _ = server.create_account(sandbox=True, email_credits=args.rows * 4)
                 report["lifecycle"] = lifecycle(server, key, path, args.rows, work)
@@ -281,7 +291,7 @@ def main() -> None:
             finally:
                 server.stop()
         if args.lab:
-            report["lab"] = lab_run(args.lab, work)
+            report["lab"] = lab_run(args.lab, work, tuning)
     for section in ("load",):
         for run in report.get(section, {}).values():
             if isinstance(run, dict):

@@ -110,6 +110,14 @@ class EmailVerifier(Verifier):
     record_type: RecordType = "email"
     groups_by_domain = True
 
+    def chunk_size(self, default: int) -> int:
+        """Chunks cut by domain hold few domains, so a chunk needs more addresses to keep as
+        many connections busy as a shuffled one: 4x the setting. Measured with
+        ``bench/lifecycle.py --lab 50000`` (20 ms replies): chunks of 500 reached 49% of one
+        ``verify_many`` call, chunks of 2,000 65%; 8 chunks in flight instead of 4 gave no
+        more."""
+        return default * 4
+
     def __init__(
         self,
         settings: Settings,
