@@ -102,12 +102,13 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..app import create_app
     from ..composition import build_services
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
     services = build_services(settings)  # a bad configuration stops here, before serving
+    from ..app import create_app
+
     if args.init_demo:
         _init_demo(settings)
     app = create_app(services=services)
