@@ -4,10 +4,12 @@ services built once by the composition root. Wiring only."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, dashboard, metrics
 from .batches.context import Services
@@ -17,6 +19,32 @@ from .settings import Settings
 from .web import errors
 
 log = logging.getLogger(__name__)
+
+
+class RequestMetricsMiddleware:
+    """Counts every HTTP answer by method and status, and times it (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless the app starts a response
+        started = time.perf_counter()
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+            metrics.REQUESTS.labels(scope["method"], str(status)).inc()
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -47,13 +75,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services.queue.distributed:
         watch_queue(services.store)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        with metrics.REQUEST_SECONDS.time():
-            response = await call_next(request)
-        metrics.REQUESTS.labels(request.method, str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestMetricsMiddleware)
 
     return app
