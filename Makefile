@@ -47,3 +47,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/email_smtp.py
 	$(BIN)/python bench/scaleout.py
 	$(BIN)/python bench/scaleout_parse.py
+	$(BIN)/python bench/lifecycle.py --rows 1000000 --load --lab 50000
+	$(BIN)/python bench/xlsx_writers.py --rows 200000
