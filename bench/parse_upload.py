@@ -15,7 +15,6 @@ import platform
 import random
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import contextlib
 
 from tests.support.server import LiveServer, start_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PeakRss
 
 
 def email_lines(n: int) -> list[str]:
@@ -63,35 +65,6 @@ def phone_lines(n: int) -> list[str]:
         else:
             lines.append(f"12-{i}")
     return lines
-
-
-class PeakRss:
-    def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-                total = sum(p.memory_info().rss for p in procs if p.is_running())
-                self.peak = max(self.peak, total)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    def __enter__(self) -> PeakRss:
-        self.peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._stop.clear()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def run_one(server: LiveServer, key: str, kind: str, path: Path, lines: int) -> dict:
