@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from apexverify.jobs.base import Job, JobArgs, JobQueue, Periodic
+from apexverify.jobs.base import Job, JobQueue, Periodic
 from apexverify.verify.base import Outcome, RecordType, Verifier, VerifyContext, VerifyItem
 from apexverify.verify.sandbox import SandboxVerifier
 
@@ -20,17 +20,7 @@ class RecordingQueue(JobQueue):
         self.pending: list[Job] = []
         self.history: list[Job] = []
 
-    def defer(
-        self,
-        task: str,
-        args: JobArgs,
-        *,
-        lock: str | None = None,
-        dedupe_key: str | None = None,
-        run_at: float | None = None,
-        priority: int = 0,
-    ) -> bool:
-        job = Job(task, dict(args), lock, dedupe_key, run_at, priority)
+    def submit(self, job: Job) -> bool:
         if any(j.key == job.key for j in self.pending):
             return False
         self.pending.append(job)

@@ -78,7 +78,6 @@ class JobQueue(ABC):
     def register(self, name: str, task: Task) -> None:
         self.tasks[name] = task
 
-    @abstractmethod
     def defer(
         self,
         task: str,
@@ -90,6 +89,7 @@ class JobQueue(ABC):
         priority: int = 0,
     ) -> bool:
         """Enqueue now, outside any transaction; False when deduplicated away."""
+        return self.submit(Job(task, dict(args), lock, dedupe_key, run_at, priority))
 
     def defer_with(
         self,
@@ -103,20 +103,18 @@ class JobQueue(ABC):
         priority: int = 0,
     ) -> None:
         """Enqueue as part of ``session``'s transaction: the job exists if and only if the
-        transaction commits. This default sends it right after the commit (nothing on
-        rollback); a queue that lives in the same database enqueues inside it."""
-        job = Job(task, args, lock, dedupe_key, run_at, priority)
-        on_commit(session, lambda: self._defer_job(job))
+        transaction commits."""
+        self.submit_with(session, Job(task, dict(args), lock, dedupe_key, run_at, priority))
 
-    def _defer_job(self, job: Job) -> None:
-        self.defer(
-            job.task,
-            job.args,
-            lock=job.lock,
-            dedupe_key=job.dedupe_key,
-            run_at=job.run_at,
-            priority=job.priority,
-        )
+    @abstractmethod
+    def submit(self, job: Job) -> bool:
+        """Enqueue ``job`` now; False when a job with its dedupe key is waiting or running."""
+
+    def submit_with(self, session: Session, job: Job) -> None:
+        """Enqueue ``job`` with ``session``'s transaction. This default sends it right after
+        the commit (nothing on rollback); a queue that lives in the same database enqueues
+        inside it."""
+        on_commit(session, lambda: self.submit(job))
 
     @abstractmethod
     def active(self, task: str | None = None, **match: str) -> bool:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import defaultdict
 
-from .base import Job, JobArgs, JobQueue, Periodic, run_every
+from .base import Job, JobQueue, Periodic, run_every
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +46,16 @@ class InProcessQueue(JobQueue):
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def defer(
-        self,
-        task: str,
-        args: JobArgs,
-        *,
-        lock: str | None = None,
-        dedupe_key: str | None = None,
-        run_at: float | None = None,
-        priority: int = 0,
-    ) -> bool:
-        job = Job(task, dict(args), lock, dedupe_key, run_at, priority)
+    def submit(self, job: Job) -> bool:
         with self._guard:
             if job.key in self._live:
                 return False
             self._live[job.key] = job
             order = next(self._order)
-            if run_at is not None and run_at > time.time():
-                heapq.heappush(self._delayed, (run_at, order, job))
+            if job.run_at is not None and job.run_at > time.time():
+                heapq.heappush(self._delayed, (job.run_at, order, job))
             else:
-                heapq.heappush(self._ready, (-priority, order, job))
+                heapq.heappush(self._ready, (-job.priority, order, job))
         self._notify()
         return True
 

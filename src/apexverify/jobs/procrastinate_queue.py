@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..store.db import Store
-from .base import Job, JobArgs, JobQueue, Periodic, Task
+from .base import Job, JobQueue, Periodic, Task
 
 QUEUE = "apexverify"
 
@@ -76,33 +76,14 @@ class ProcrastinateQueue(JobQueue):
         super().register(name, task)
         self.app.task(name=name, queue=QUEUE, retry=False)(task)
 
-    def defer(
-        self,
-        task: str,
-        args: JobArgs,
-        *,
-        lock: str | None = None,
-        dedupe_key: str | None = None,
-        run_at: float | None = None,
-        priority: int = 0,
-    ) -> bool:
+    def submit(self, job: Job) -> bool:
         with self.store.write() as session:
-            return _enqueue(session, Job(task, args, lock, dedupe_key, run_at, priority))
+            return _enqueue(session, job)
 
-    def defer_with(
-        self,
-        session: Session,
-        task: str,
-        args: JobArgs,
-        *,
-        lock: str | None = None,
-        dedupe_key: str | None = None,
-        run_at: float | None = None,
-        priority: int = 0,
-    ) -> None:
+    def submit_with(self, session: Session, job: Job) -> None:
         """The job row is written by the caller's transaction: never lost, never run for a
         state that was rolled back."""
-        _enqueue(session, Job(task, args, lock, dedupe_key, run_at, priority))
+        _enqueue(session, job)
 
     def active(self, task: str | None = None, **match: str) -> bool:
         # The keys are argument names from our own code, never user input.

@@ -25,14 +25,14 @@ def affected(session: Session, statement: Executable) -> int:
     return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
-def on_commit(session: Session, callback: Callable[[], None]) -> None:
+def on_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run ``callback`` once the current transaction of ``session`` commits; never if it
     rolls back (enqueue a job, delete a file the transaction stopped referencing)."""
     session.connection()  # begin the transaction the callback belongs to, if not yet begun
     session.info.setdefault(_ON_COMMIT, []).append(callback)
 
 
-def on_rollback(session: Session, callback: Callable[[], None]) -> None:
+def on_rollback(session: Session, callback: Callable[[], object]) -> None:
     """Run ``callback`` if the current transaction rolls back (remove a file stored for a
     row that will not exist)."""
     session.connection()
