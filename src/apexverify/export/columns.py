@@ -11,7 +11,8 @@ dataclass fields with the engine's ``extra`` dict merged in next to them. A tabl
 3. a final :data:`OVERFLOW_COLUMN` (``extra``) holding, as compact JSON, any key of a row that
    has no column of its own, so nothing is ever dropped.
 
-This module imports only ``verify/base.py`` (no web, database or batch code).
+This module imports only the engines' result types and field lists (no web, database or batch
+code).
 """
 
 from __future__ import annotations
@@ -21,27 +22,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..verify.base import EmailResult, PhoneResult
+from ..verify.email.verdicts import EXTRA_FIELDS as EMAIL_EXTRA_FIELDS
 
 OVERFLOW_COLUMN = "extra"
 
 # The extra keys each engine puts in its results, in export order. Keep in step with the
 # engines (tests/export checks these lists against them):
-# - email engine: ``verify/email/verdicts.py`` ``EXTRA_FIELDS`` (every key on every result,
-#   None when not applicable); the email sandbox sets no extras;
+# - email engine: ``verify/email/verdicts.py`` ``EXTRA_FIELDS``, imported (every key on every
+#   result, None when not applicable); the email sandbox sets no extras;
 # - phone engine: ``verify/phone/analysis.py`` ``base_extra`` (every key on every result);
 #   the phone sandbox sets ``sandbox``.
 KNOWN_EXTRA_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "email": (
-        "did_you_mean",
-        "evidence",
-        "reason",
-        "mx_host",
-        "mx_provider",
-        "smtp_code",
-        "smtp_enhanced_code",
-        "smtp_reply",
-        "catch_all",
-    ),
+    "email": EMAIL_EXTRA_FIELDS,
     "phone": (
         "country",
         "libphonenumber_type",
