@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import platform
 import random
 import resource
 import sys
@@ -36,9 +35,11 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+sys.path.insert(0, str(ROOT / "bench"))
 from tests.labs.dns_server import LabDnsServer  # noqa: E402
 from tests.labs.smtp_lab import LabRecorder, free_port, rejects_answer, serve_behaviour  # noqa: E402
 
+from _common import machine as common_machine  # noqa: E402
 from apexverify.settings import Settings  # noqa: E402
 from apexverify.verify.base import EmailResult, VerifyContext, VerifyItem  # noqa: E402
 from apexverify.verify.email.engine import EmailVerifier  # noqa: E402
@@ -214,16 +215,7 @@ async def run_naive(addresses: list[str], nameserver: str, port: int) -> tuple[f
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    ram = psutil.virtual_memory().total / 2**30
-    return (
-        f"{psutil.cpu_count()} cores (nproc), {model}, {ram:.1f} GiB RAM, "
-        f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}"
-    )
+    return f"{common_machine()}, aiosmtplib {aiosmtplib.__version__}"
 
 
 def main() -> None:

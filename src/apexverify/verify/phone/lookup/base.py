@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ....errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class LookupResult:
@@ -62,3 +64,13 @@ class NetworkLookup(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - adapters without connections need nothing
         """Close HTTP connections."""
+
+
+def require_settings(provider: str, required: dict[str, str], needs: str) -> None:
+    """Raise ``ConfigurationError`` for the first empty setting a provider needs."""
+    for setting, value in required.items():
+        if not value:
+            raise ConfigurationError(
+                setting,
+                f"must be set when APEXVERIFY_PHONE_LOOKUP_PROVIDER={provider} (it needs {needs})",
+            )

@@ -28,10 +28,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ....errors import ConfigurationError
 from ....settings import Settings
 from ..typemap import HLRLOOKUP_TYPES, MOBILE_TYPES
-from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup
+from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup, require_settings
 from .http import HttpProvider, RetryPolicy, gather_or_cancel
 
 MAX_BATCH = 80
@@ -128,7 +127,7 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
         self._url = url
         self._key = api_key
         self._secret = api_secret
-        self._batch_size = self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        self.batch_size = max(1, min(batch_size, MAX_BATCH))
 
     @classmethod
     def from_settings(
@@ -139,13 +138,9 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
             "APEXVERIFY_HLR_API_KEY": settings.hlr_api_key,
             "APEXVERIFY_HLR_API_SECRET": settings.hlr_api_secret,
         }
-        for setting, value in required.items():
-            if not value:
-                raise ConfigurationError(
-                    setting,
-                    "must be set when APEXVERIFY_PHONE_LOOKUP_PROVIDER=hlrlookup (it needs "
-                    "APEXVERIFY_HLR_API_KEY and APEXVERIFY_HLR_API_SECRET)",
-                )
+        require_settings(
+            "hlrlookup", required, "APEXVERIFY_HLR_API_KEY and APEXVERIFY_HLR_API_SECRET"
+        )
         return cls(
             url=settings.hlr_api_url,
             api_key=settings.hlr_api_key,
@@ -181,9 +176,7 @@ class HlrLookupProvider(HttpProvider, NetworkLookup):
 
     async def lookup_many(self, numbers: Sequence[str]) -> dict[str, LookupOutcome]:
         unique = list(dict.fromkeys(numbers))
-        batches = [
-            unique[i : i + self._batch_size] for i in range(0, len(unique), self._batch_size)
-        ]
+        batches = [unique[i : i + self.batch_size] for i in range(0, len(unique), self.batch_size)]
         outcomes: dict[str, LookupOutcome] = {}
         for part in await gather_or_cancel(self._lookup_batch(b) for b in batches):
             outcomes.update(part)

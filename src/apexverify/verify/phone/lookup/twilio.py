@@ -29,10 +29,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ....errors import ConfigurationError
 from ....settings import Settings
 from ..typemap import TWILIO_TYPES
-from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup
+from .base import LookupFailure, LookupOutcome, LookupResult, NetworkLookup, require_settings
 from .http import HttpProvider, RetryPolicy, gather_or_cancel
 
 
@@ -100,13 +99,9 @@ class TwilioLookupProvider(HttpProvider, NetworkLookup):
             "APEXVERIFY_TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
             "APEXVERIFY_TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
         }
-        for setting, value in required.items():
-            if not value:
-                raise ConfigurationError(
-                    setting,
-                    "must be set when APEXVERIFY_PHONE_LOOKUP_PROVIDER=twilio (it needs "
-                    "APEXVERIFY_TWILIO_ACCOUNT_SID and APEXVERIFY_TWILIO_AUTH_TOKEN)",
-                )
+        require_settings(
+            "twilio", required, "APEXVERIFY_TWILIO_ACCOUNT_SID and APEXVERIFY_TWILIO_AUTH_TOKEN"
+        )
         return cls(
             url=settings.twilio_api_url,
             account_sid=settings.twilio_account_sid,
