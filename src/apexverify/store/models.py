@@ -124,6 +124,7 @@ class Batch(Base):
     # A pass that decided nothing sets these (cleared by the next pass that decides something).
     stall_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     stalled_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch s
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
