@@ -1,9 +1,9 @@
 """The ``apexverify`` command: server administration and the API client in one CLI.
 
 Server-side commands (``serve``, ``migrate``, ``worker``, ``account``, ``key``, ``credits add``)
-live in :mod:`.admin` and talk to the database directly; client commands (``verify``,
-``batches``, ``credits`` without a subcommand, ``unit``) live in :mod:`.client_commands` and
-talk to a server over HTTP.
+live in :mod:`.admin`, ``cache`` in :mod:`.cache_commands`; they talk to the database
+directly. Client commands (``verify``, ``batches``, ``credits`` without a subcommand,
+``unit``) live in :mod:`.client_commands` and talk to a server over HTTP.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ApexError, ConfigurationError
-from . import admin, client_commands
+from . import admin, cache_commands, client_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     admin.register(sub)
+    cache_commands.register(sub)
     client_commands.register(sub)
     return parser
 

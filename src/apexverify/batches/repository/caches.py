@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -98,3 +99,57 @@ def upsert(session: Session, scope: str, record_type: str, entries: Sequence[Cac
     # One statement with a parameter list (an executemany): compiled once and cached, where a
     # multi-row VALUES would be compiled anew for every chunk.
     conn.execute(_UPSERT[conn.dialect.name], values)
+
+
+@dataclass(frozen=True)
+class CacheSelection:
+    """Which cache entries an operator means. Every given criterion must hold; ``scope`` is
+    ``None`` (every scope), :data:`GLOBAL_SCOPE`, or an account id."""
+
+    scope: str | None = None
+    record_type: str | None = None
+    verdicts: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    verified_before: int | None = None  # epoch seconds
+    verified_after: int | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.scope is not None:
+            conditions.append(CachedResult.account_id == self.scope)
+        if self.record_type is not None:
+            conditions.append(CachedResult.record_type == self.record_type)
+        if self.verdicts:
+            conditions.append(CachedResult.verdict.in_(self.verdicts))
+        if self.evidence:
+            conditions.append(CachedResult.result["evidence"].as_string().in_(self.evidence))
+        if self.verified_before is not None:
+            conditions.append(CachedResult.verified_at < self.verified_before)
+        if self.verified_after is not None:
+            conditions.append(CachedResult.verified_at >= self.verified_after)
+        return conditions
+
+
+def count(session: Session, selection: CacheSelection) -> int:
+    stmt = select(func.count()).select_from(CachedResult).where(*selection.conditions())
+    return int(session.scalar(stmt) or 0)
+
+
+def purge(session: Session, selection: CacheSelection) -> int:
+    """Delete the selected entries; returns how many."""
+    stmt = delete(CachedResult).where(*selection.conditions())
+    return affected(session, stmt.execution_options(synchronize_session=False))
+
+
+def summary(session: Session, selection: CacheSelection) -> list[tuple[str, str, str, str, int]]:
+    """``(scope, record_type, verdict, evidence, count)`` of the selected entries; scope is
+    ``global`` or ``account``."""
+    evidence = func.coalesce(CachedResult.result["evidence"].as_string(), "")
+    scope = case((CachedResult.account_id == GLOBAL_SCOPE, "global"), else_="account")
+    stmt = (
+        select(scope, CachedResult.record_type, CachedResult.verdict, evidence, func.count())
+        .where(*selection.conditions())
+        .group_by(scope, CachedResult.record_type, CachedResult.verdict, evidence)
+        .order_by(scope, CachedResult.record_type, CachedResult.verdict, evidence)
+    )
+    return [(str(s), str(t), str(v), str(e), int(n)) for s, t, v, e, n in session.execute(stmt)]
