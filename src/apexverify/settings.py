@@ -48,6 +48,7 @@ Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 _SENSITIVE = frozenset(
     {
         "secret_key",
+        "metrics_token",
         "database_url",
         "redis_url",
         "smtp_socks5_proxy",
@@ -111,6 +112,19 @@ def _split_host_port(spec: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
+def _is_domain_name(name: str) -> bool:
+    """At least two LDH labels of 1 to 63 characters (an ASCII host name)."""
+    labels = name.split(".")
+    return len(labels) >= 2 and all(
+        0 < len(label) <= 63
+        and label.isascii()
+        and label.replace("-", "").isalnum()
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    )
+
+
 class _MappingEnvSource(EnvSettingsSource):
     """pydantic-settings' environment source, over a given mapping instead of os.environ."""
 
@@ -172,6 +186,13 @@ class Settings(BaseSettings):
 
     max_upload_bytes: PositiveInt = 200 * 1024 * 1024
     rate_limit_per_minute: PositiveInt = 180
+    # The token bucket of a key; 0 = from PER_MINUTE (that many at once, PER_MINUTE/60 per s).
+    rate_limit_capacity: NonNegativeInt = 0
+    rate_limit_refill_per_second: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    # A request's line and headers must arrive within this (slowloris sockets are closed).
+    header_timeout_seconds: Seconds = 10.0
+    # When set, GET /metrics wants "Authorization: Bearer <token>".
+    metrics_token: str = Field(default="", repr=False)
     redis_url: str = ""
 
     email_price: Price = 1.0
@@ -185,10 +206,19 @@ class Settings(BaseSettings):
     parse_chunk_bytes: PositiveInt = 8 * 1024 * 1024  # scale-out: larger uploads parse in chunks
     sandbox_latency_ms: NonNegativeInt = 0
     max_verify_attempts: Annotated[int, Field(ge=1)] = 3
+    # A batch with nothing due (every row waiting for a retry) this long ends the rest unknown.
+    stall_deadline_seconds: Seconds = 1800.0
+    # POST /v1/unit answers within this budget (inconclusive at the deadline: unknown).
+    unit_timeout_seconds: Seconds = 5.0
 
     # Email engine
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     dns_timeout_seconds: Seconds = 5.0
+    # Names that must resolve (MX) for NXDOMAIN answers to count as evidence; [] disables.
+    dns_canaries: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["gmail.com", "outlook.com", "yahoo.com"]
+    )
+    dns_canary_interval_seconds: NonNegativeSeconds = 60.0
     smtp_port: Port = 25
     smtp_timeout_seconds: Seconds = 10.0
     smtp_greylist_retry_seconds: NonNegativeSeconds = 300.0
@@ -273,7 +303,7 @@ class Settings(BaseSettings):
     def _choice(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("dns_nameservers", mode="before")
+    @field_validator("dns_nameservers", "dns_canaries", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -287,6 +317,15 @@ class Settings(BaseSettings):
         for spec in servers:
             _split_host_port(spec)
         return servers
+
+    @field_validator("dns_canaries")
+    @classmethod
+    def _canaries(cls, value: list[str]) -> list[str]:
+        names = [name.strip().rstrip(".").lower() for name in value]
+        for name in names:
+            if not _is_domain_name(name):
+                raise ValueError(f"{name!r} is not a domain name such as gmail.com")
+        return names
 
     @field_validator("data_dir", mode="before")
     @classmethod

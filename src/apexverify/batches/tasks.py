@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ PARSE_CHUNK = "parse_chunk"
 VERIFY_BATCH = "verify_batch"
 VERIFY_CHUNK = "verify_chunk"
 SWEEP_SECONDS = 10.0
+# After a chunk asked for retries, the batch is looked at again at most this much later.
+STALL_CHECK_SECONDS = 15.0
 # Parses come before verification chunks: a new upload is not stuck behind a long batch.
 PARSE_PRIORITY, VERIFY_PRIORITY = 10, 0
 
@@ -193,17 +196,41 @@ async def verify_batch(services: Services, batch_uuid: str) -> None:
     step = await asyncio.to_thread(_fan_out, services, batch_uuid)
     if step == 0:
         await asyncio.to_thread(verification.finalize, services, batch_uuid)
-    elif step is not None:
-        defer_verify(services, None, batch_uuid, run_at=step)
+    elif isinstance(step, verification.Waiting):
+        if step.expired:
+            await asyncio.to_thread(_end_stalled, services, batch_uuid, step.reason)
+        else:
+            defer_verify(services, None, batch_uuid, run_at=step.until)
 
 
-def _fan_out(services: Services, batch_uuid: str) -> float | None:
+def _end_stalled(services: Services, batch_uuid: str, reason: str) -> None:
+    deadline = services.settings.stall_deadline_seconds
+    ended = verification.end_rest(
+        services,
+        batch_uuid,
+        reason=f"no progress for {deadline:.0f}s: {reason}",
+        evidence="stalled",
+        cancelled=False,
+    )
+    if ended is not None:
+        log.warning(
+            "verification of %s ended after a stall of %.0fs: %d records unknown, refunded",
+            batch_uuid,
+            deadline,
+            ended,
+        )
+
+
+def _fan_out(services: Services, batch_uuid: str) -> float | verification.Waiting | None:
     if services.queue.active(VERIFY_CHUNK, batch_uuid=batch_uuid):
         return None  # chunks still queued or running finish the batch; new ones would repeat them
     with services.store.write() as session:
         batch = batch_rows.by_uuid(session, batch_uuid)
         if batch is None or batch.status != states.ONGOING:
             return None
+        if verification.stall_expired(services, batch):
+            reason = batch.stall_reason or "records wait for a retry"
+            return verification.Waiting(time.time(), expired=True, reason=reason)
         params = BatchParameters.model_validate(batch.parameters)
         sandbox = batch_rows.owner(session, batch).sandbox
         engine = services.engines.build(params.type, sandbox=sandbox)
@@ -255,7 +282,10 @@ async def verify_chunk(
         return
     metrics.CHUNKS.labels("done").inc()
     if retry_at is not None:  # rows of this chunk the engine asked to retry later
-        defer_verify(services, None, batch_uuid, run_at=retry_at)
+        # Look again soon even when the retry is far off: if nothing else is due by then, the
+        # fan-out marks the batch stalled (visible in its status) instead of staying silent.
+        soon = time.time() + STALL_CHECK_SECONDS
+        defer_verify(services, None, batch_uuid, run_at=min(retry_at, soon))
     elif await asyncio.to_thread(verification.nothing_left, services, batch_uuid):
         await asyncio.to_thread(verification.finalize, services, batch_uuid)
 
@@ -281,7 +311,16 @@ async def _chunk_failed(
         attempt + 1,
         services.retry.delay(attempt),
     )
+    reason = f"the engine failed ({type(exc).__name__}); attempt {attempt + 1} follows"
+    await asyncio.to_thread(_note_stall, services, batch_uuid, reason, again)
     _defer_chunk(services, None, batch_uuid, ids, attempt=attempt + 1, run_at=again)
+
+
+def _note_stall(services: Services, batch_uuid: str, reason: str, until: float) -> None:
+    with services.store.write() as session:
+        batch = batch_rows.by_uuid(session, batch_uuid)
+        if batch is not None:
+            batch_rows.mark_stalled(session, batch.pk, int(until), reason=reason)
 
 
 # -- sweep ---------------------------------------------------------------------------------

@@ -6,17 +6,31 @@ an inconclusive result is refunded under the refund policy, and a verification t
 releases the reservation, so a failure never costs anything. A cache hit costs the price less
 the cache return, a syntax error is free, and sandbox accounts are never charged. Each step
 is one short transaction: no transaction stays open while the engine talks to the network.
+
+Time: the engine gets ``unit_timeout_seconds`` (live form validation wants an answer in
+seconds). What a batch would retry later (greylisting, an unhealthy network) or what is still
+undecided at the deadline answers ``unknown`` with a ``reason`` and a ``retry_after`` hint in
+whole seconds, refunded in full and never cached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from ..accounts import service as accounts
 from ..errors import InsufficientCredits
 from ..store.models import Account
-from ..verify.base import Retry, VerifyContext, VerifyItem, syntax_error_result
+from ..verify.base import (
+    Outcome,
+    RecordType,
+    Retry,
+    VerifyContext,
+    VerifyItem,
+    inconclusive_result,
+    syntax_error_result,
+)
 from . import policy
 from .context import Services
 from .hashing import value_key
@@ -47,6 +61,10 @@ async def verify_unit(services: Services, account: Account, request: UnitRequest
             asyncio.to_thread(_move, services, account.id, kind, price, "unit_release")
         )
         raise
+    if isinstance(outcome, Retry):
+        # No conclusive answer within the budget: never charged, never cached.
+        await asyncio.to_thread(_move, services, account.id, kind, price, "unit_refund")
+        return {kind: value, **_inconclusive(kind, outcome)}
     data = outcome.to_dict()
     if outcome.verdict == "unknown":
         if services.settings.refund_unknown:
@@ -58,14 +76,32 @@ async def verify_unit(services: Services, account: Account, request: UnitRequest
 
 async def _verify(
     services: Services, account: Account, request: UnitRequest, normalized: str
-) -> Any:
+) -> Outcome:
+    """The engine's outcome within ``unit_timeout_seconds``; a :class:`Retry` when the
+    engine asked to retry later (greylisting, an unhealthy network) or ran out of time."""
     verifier = services.engines.build(request.type, sandbox=account.sandbox)
     context = VerifyContext(request.target_country, services.settings.max_verify_attempts)
-    # Last allowed attempt: the engine must answer now instead of asking for a retry.
-    (outcome,) = await verifier.verify_many([VerifyItem(normalized, context.max_attempts)], context)
-    if isinstance(outcome, Retry):
-        raise RuntimeError("the engine asked to retry on its last allowed attempt")
+    budget = services.settings.unit_timeout_seconds
+    try:
+        async with asyncio.timeout(budget):
+            # A first attempt: what a batch would retry later, the caller is told to retry.
+            (outcome,) = await verifier.verify_many([VerifyItem(normalized)], context)
+    except TimeoutError:
+        return Retry(
+            after_seconds=services.settings.smtp_greylist_retry_seconds,
+            reason=f"timeout: no conclusive answer within the {budget:g} s budget",
+        )
     return outcome
+
+
+def _inconclusive(kind: RecordType, retry: Retry) -> dict[str, Any]:
+    # Engine retry reasons read "<evidence>: <detail>" (verdicts.decide).
+    head = retry.reason.partition(":")[0].strip()
+    evidence = head if head.isidentifier() else "inconclusive"
+    data = inconclusive_result(kind, evidence, retry.reason).to_dict()
+    # Whole seconds, at least 1: when trying again can give a conclusive answer.
+    data["retry_after"] = max(1, math.ceil(retry.after_seconds))
+    return data
 
 
 def _cached(

@@ -3,18 +3,22 @@
 The database is the truth. A chunk's results are written in one transaction together with the
 progress counter, and only onto rows that have no verdict yet, so a chunk interrupted by a
 crash is verified again but written once: exactly one result per record. The end of a batch
-(``finalize`` when nothing is left, ``fail`` when the engine cannot go on) is a compare-and-set
-on the status plus a ledger row unique per (batch, refund), so a batch is settled once however
-many workers race to end it.
+(``finalize`` when nothing is left, ``fail`` when the engine cannot go on, ``end_rest`` when
+the account cancels it or it waited too long) is a compare-and-set on the status plus a
+ledger row unique per (batch, refund), so a batch is settled once however many workers race
+to end it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,8 +26,18 @@ from sqlalchemy.orm import Session
 from .. import metrics
 from ..accounts import service as accounts
 from ..credits import from_milli
+from ..settings import Settings
 from ..store.models import Account, Batch, utcnow
-from ..verify.base import Outcome, Retry, Verifier, VerifyContext, VerifyItem
+from ..verify.base import (
+    EmailResult,
+    Outcome,
+    PhoneResult,
+    Retry,
+    Verifier,
+    VerifyContext,
+    VerifyItem,
+)
+from ..verify.email.verdicts import EXTRA_FIELDS as EMAIL_EXTRA_FIELDS
 from . import policy, states
 from .context import Services
 from .params import BatchParameters
@@ -102,6 +116,8 @@ def store(
         if outcome.verdict != "unknown":  # only conclusive verdicts are worth reusing
             cacheable.append((record.key_hash, outcome.verdict, data))
     batch = run.batch
+    resumed = stalled = False
+    earliest = min((at for _rid, at, _n in retries), default=None)
     with services.store.write() as session:
         written = records.write_results(session, finals)
         records.schedule_retries(session, retries)
@@ -109,23 +125,88 @@ def store(
             caches.upsert(session, scope, batch.record_type, cacheable)
         if written:
             batch_rows.add_verified(session, batch.pk, written)
+            resumed = batch.stalled_since is not None and batch_rows.clear_stall(session, batch.pk)
+        if earliest is not None:
+            reason = _retry_summary(chunk, outcomes)
+            if finals:
+                batch_rows.note_retry_reason(session, batch.pk, reason)
+            else:  # this chunk decided nothing: a stall, unless other chunks moved meanwhile
+                stalled = batch_rows.mark_stalled(
+                    session, batch.pk, earliest, reason=reason, if_verified=batch.verified
+                )
+    if resumed:
+        log.info("verification of %s resumed: results are being decided again", batch.uuid)
+    if stalled:
+        _log_stall(services, batch.uuid, reason, earliest or now)
     for _rid, verdict, _data, _n in finals:
         metrics.count_result(batch.record_type, verdict)
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
-        return min(at for _rid, at, _n in retries)
-    return None
+    return earliest
 
 
-def next_step(services: Services, batch_uuid: str) -> float | None:
-    """After a fan-out that found no due row: 0 when the batch can be finalized, the epoch
-    time at which the earliest waiting row is due, or None (nothing to do here)."""
-    with services.store.read() as session:
+def _log_stall(services: Services, batch_uuid: str, reason: str, until: float) -> None:
+    log.warning(
+        "verification of %s stalled: %s; next attempt at %s UTC (the rest ends unknown after "
+        "%.0fs without progress)",
+        batch_uuid,
+        reason,
+        time.strftime("%H:%M:%S", time.gmtime(until)),
+        services.settings.stall_deadline_seconds,
+    )
+
+
+def stall_expired(services: Services, batch: Batch) -> bool:
+    """Has the ongoing batch been stalled for longer than the deadline?"""
+    if batch.stalled_since is None:
+        return False
+    return time.time() - _epoch(batch.stalled_since) >= services.settings.stall_deadline_seconds
+
+
+def _retry_summary(chunk: list[records.PendingRecord], outcomes: list[Outcome]) -> str:
+    """The most common reason of a chunk's retries, with how many rows gave it."""
+    reasons = Counter(o.reason or "retry requested" for o in outcomes if isinstance(o, Retry))
+    reason, count = reasons.most_common(1)[0]
+    return f"{count} of {len(chunk)} records in the last chunk: {reason}"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """No row is due: the batch waits until ``until`` (epoch seconds); ``expired`` when it
+    has waited past the stall deadline."""
+
+    until: float
+    expired: bool = False
+    reason: str = ""
+
+
+def next_step(services: Services, batch_uuid: str) -> float | Waiting | None:
+    """After a fan-out that found no due row: 0 when the batch can be finalized, a
+    :class:`Waiting` when rows wait for retries (the batch is then marked stalled), or None
+    (nothing to do here)."""
+    with services.store.write() as session:
         batch = batch_rows.by_uuid(session, batch_uuid)
         if batch is None or batch.status != states.ONGOING:
             return None
         at = records.next_retry_at(session, batch.pk)
-        return 0 if at is None else float(max(at, 1))
+        if at is None:
+            return 0
+        reason = batch.stall_reason or "records wait for a retry"
+        if stall_expired(services, batch):
+            return Waiting(time.time(), expired=True, reason=reason)
+        since = _epoch(batch.stalled_since) if batch.stalled_since else time.time()
+        # Wake up at the retry time, or at the deadline if that comes first.
+        until = min(float(max(at, 1)), since + services.settings.stall_deadline_seconds)
+        started = batch_rows.mark_stalled(session, batch.pk, math.ceil(until))
+    if started:
+        _log_stall(services, batch_uuid, reason, until)
+    return Waiting(until, reason=reason)
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def nothing_left(services: Services, batch_uuid: str) -> bool:
@@ -189,12 +270,111 @@ def fail(services: Services, batch_uuid: str, reason: str) -> bool:
     return settled
 
 
+def end_rest(
+    services: Services, batch_uuid: str, *, reason: str, evidence: str, cancelled: bool
+) -> int | None:
+    """End an ongoing batch early in its own transaction (a background task: the stall
+    deadline). Returns the records ended without a verdict, or None when the batch was not
+    ongoing or another actor settled it first. See :func:`end_rest_in`."""
+    try:
+        with services.store.write() as session:
+            batch = batch_rows.by_uuid(session, batch_uuid)
+            if batch is None or batch.status != states.ONGOING:
+                return None
+            return end_rest_in(
+                session,
+                services.settings,
+                batch,
+                reason=reason,
+                evidence=evidence,
+                cancelled=cancelled,
+            )
+    except states.TransitionLost:
+        return None  # settled meanwhile; the rows this transaction ended were rolled back
+
+
+def end_rest_in(
+    session: Session,
+    settings: Settings,
+    batch: Batch,
+    *,
+    reason: str,
+    evidence: str,
+    cancelled: bool,
+) -> int:
+    """End the ongoing ``batch`` in ``verification_done``, in the caller's transaction:
+    results verified so far are kept; every row still without a verdict gets an ``unknown``
+    result saying ``evidence``/``reason`` (one UPDATE) and is refunded in full, plus the
+    inconclusive results already verified under the refund policy, as ``finalize`` does.
+    Stats are those of ``finalize`` (ended rows count as unknown) plus
+    ``total_verification_<evidence>``: the rows ended. ``cancelled`` sets ``cancelled_at``.
+
+    Returns the rows ended. Raises :class:`~.states.TransitionLost` when another actor
+    settled the batch first: the caller's transaction must roll back, taking the row
+    updates with it.
+    """
+    # Rows first, then the batch row: the order a chunk's write takes its locks in (results,
+    # then the progress counter), so on PostgreSQL a racing chunk waits instead of deadlocking.
+    result = ended_result(batch.record_type, evidence=evidence, reason=reason)
+    ended = records.end_unverified(session, batch.pk, "unknown", result)
+    records.copy_results_to_duplicates(session, batch.pk)
+    counts = records.verdict_counts(session, batch.pk)
+    # The ended rows are fresh unknowns too, but they are refunded as not verified.
+    verified_unknown = counts["fresh_unknown"] - ended
+    refund = min(
+        policy.unverified_refund_milli(settings, batch.record_type, ended)
+        + policy.unknown_refund_milli(settings, batch.record_type, verified_unknown),
+        batch.charged_milli,
+    )
+    values: dict[str, Any] = {"cancelled_at": utcnow()} if cancelled else {}
+    settled = _settle(
+        session,
+        batch,
+        states.DONE,
+        counts,
+        refund,
+        why=f"records not verified ({evidence}) and inconclusive results",
+        extra_stats={f"total_verification_{evidence}": ended},
+        **values,
+    )
+    if not settled:
+        raise states.TransitionLost(batch.uuid, states.ONGOING, states.DONE)
+    log.info(
+        "verification of %s ended early (%s): %d records not verified", batch.uuid, reason, ended
+    )
+    return ended
+
+
+def ended_result(record_type: str, *, evidence: str, reason: str) -> dict[str, Any]:
+    """What the engine's own inconclusive result holds, for a row that was never verified:
+    the documented fields with ``unknown`` set and the engine's extra keys (None: nothing was
+    looked up), so exports give these rows the same columns as the others."""
+    if record_type == "email":
+        extra = dict.fromkeys(EMAIL_EXTRA_FIELDS)
+        extra.update(evidence=evidence, reason=reason)
+        return EmailResult(
+            valid=False, wrong=False, unknown=True, quality="unknown", result="unknown", extra=extra
+        ).to_dict()
+    # Imported here: the phone analysis loads libphonenumber's carrier tables.
+    from ..verify.phone.analysis import PhoneAnalysis, base_extra
+
+    nothing = PhoneAnalysis(None, None, None, "unknown", False, None, False)
+    extra = dict.fromkeys(base_extra(nothing))  # the key set of every phone engine result
+    extra.update(evidence=evidence, reason=reason)
+    return PhoneResult(
+        valid=False, wrong=False, unknown=True, type="unknown", status="inconclusive", extra=extra
+    ).to_dict()
+
+
 def _settle(
     session: Session,
     batch: Batch,
     to: states.BatchStatus,
     counts: dict[str, int],
     refund: int,
+    *,
+    why: str | None = None,
+    extra_stats: dict[str, Any] | None = None,
     **values: Any,
 ) -> bool:
     try:
@@ -203,7 +383,7 @@ def _settle(
             batch,
             states.ONGOING,
             to,
-            stats=_stats(counts, batch.duplicate_count),
+            stats={**_stats(counts, batch.duplicate_count), **(extra_stats or {})},
             refunded_milli=refund,
             finished_at=utcnow(),
             **values,
@@ -211,7 +391,7 @@ def _settle(
     except states.TransitionLost:
         return False  # another worker settled it first
     if refund:
-        why = "inconclusive results" if to == states.DONE else "records not verified"
+        why = why or ("inconclusive results" if to == states.DONE else "records not verified")
         accounts.move_credits(
             session,
             batch.account_id,

@@ -49,6 +49,19 @@ def _execution(batch: Batch) -> dict[str, Any]:
     }
 
 
+def stall_view(batch: Batch) -> dict[str, Any] | None:
+    """Extension: why a running batch cannot move forward and when it tries again (None
+    while it moves)."""
+    if batch.stalled_since is None:
+        return None
+    retry_at = batch.next_attempt_at
+    return {
+        "reason": batch.stall_reason or "records wait for a retry",
+        "since": iso(batch.stalled_since),
+        "retry_at": iso(datetime.fromtimestamp(retry_at, UTC)) if retry_at else None,
+    }
+
+
 def status_view(batch: Batch) -> dict[str, Any]:
     """``GET /v1/batch/{uuid}``: one variant of the spec's ``oneOf``."""
     body: dict[str, Any] = {"status": batch.status}
@@ -61,11 +74,18 @@ def status_view(batch: Batch) -> dict[str, Any]:
     body["found_cost"] = found_cost(batch)
     if batch.status == states.ONGOING:
         body["progress"] = {"verified": batch.verified, "total": batch.to_verify}
+        body["stall"] = stall_view(batch)
         body.update(_execution(batch))
     if batch.status == states.DONE:
         body["stats"] = batch.stats or {}
         body.update(_execution(batch))
+        body.update(cancellation_view(batch))
     return body
+
+
+def cancellation_view(batch: Batch) -> dict[str, Any]:
+    """Extension fields of a finished batch: was it cancelled (``POST .../cancel``), when."""
+    return {"cancelled": batch.cancelled_at is not None, "cancelled_at": iso(batch.cancelled_at)}
 
 
 def parameters_view(batch: Batch) -> dict[str, Any]:
@@ -91,9 +111,11 @@ def details_view(batch: Batch) -> dict[str, Any]:
         body["found_cost"] = found_cost(batch)
     if batch.status == states.ONGOING:
         body["progress"] = {"verified": batch.verified, "total": batch.to_verify}
+        body["stall"] = stall_view(batch)
     if batch.status == states.DONE:
         body["stats"] = batch.stats or {}
         body.update(_execution(batch))
+        body.update(cancellation_view(batch))
     return body
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import Field, dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 RecordType = Literal["email", "phone"]
 Verdict = Literal["valid", "wrong", "unknown"]
@@ -190,7 +190,10 @@ class Verifier(ABC):
     ) -> list[Outcome]:
         """Return one outcome per item, in order. On the last allowed attempt
         (``item.attempt >= context.max_attempts``) an engine must return a final result
-        (``unknown`` when still inconclusive), never a :class:`Retry`."""
+        (``unknown`` when still inconclusive), never a :class:`Retry`, with one exception:
+        while one of its :meth:`health` checks fails, evidence that the failing environment
+        may have produced (an NXDOMAIN from a lying resolver) is deferred with a
+        :class:`Retry` whatever the attempt; callers bound such waits themselves."""
 
     # Chunks of a batch are cut by mail domain (many addresses of few domains per chunk, so
     # connections are reused); engines that do not group by domain say False.
@@ -203,6 +206,39 @@ class Verifier(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release connections and caches."""
+
+    def health(self) -> list[HealthCheck]:
+        """The last known state of what the engine depends on (DNS, outbound SMTP), without
+        any network I/O; engines that depend on nothing they can measure report none."""
+        return []
+
+    async def check_health(self) -> list[HealthCheck]:
+        """Like :meth:`health`, after refreshing checks that are stale (may do I/O)."""
+        return self.health()
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One measured dependency of an engine: ``ok`` or not, and why in one sentence.
+
+    ``details`` holds plain JSON values (figures behind the verdict); ``affects_readiness``
+    says whether a failure should take the process out of service (``/readyz`` 503)."""
+
+    name: str
+    ok: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    affects_readiness: bool = True
+
+
+@runtime_checkable
+class HealthReporter(Protocol):
+    """What ``/readyz`` and ``/metrics`` ask of a :class:`VerifierFactory` that measures the
+    environment of its engines (:class:`~.registry.EngineFactory`; test fakes need not)."""
+
+    def health(self) -> list[HealthCheck]: ...
+
+    async def check_health(self) -> list[HealthCheck]: ...
 
 
 class VerifierFactory(Protocol):
@@ -217,3 +253,17 @@ class VerifierFactory(Protocol):
 
 def syntax_error_result(record_type: RecordType) -> Result:
     return EmailResult.syntax_error() if record_type == "email" else PhoneResult.syntax_error()
+
+
+def inconclusive_result(record_type: RecordType, evidence: str, reason: str) -> Result:
+    """The ``unknown`` result of a value that got no conclusive answer (a time budget ran
+    out, the batch was cancelled or stalled): the documented fields say nothing, the extras
+    say why."""
+    extra = {"evidence": evidence, "reason": reason}
+    if record_type == "email":
+        return EmailResult(
+            valid=False, wrong=False, unknown=True, quality="unknown", result="unknown", extra=extra
+        )
+    return PhoneResult(
+        valid=False, wrong=False, unknown=True, type="unknown", status="inconclusive", extra=extra
+    )

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from ...store.db import affected
 from ...store.models import Account, Batch, utcnow
 
+# The literal of BatchStatus.ONGOING (states.py imports this module, not the reverse).
+_ONGOING = "verification_ongoing"
+
 
 def for_account(session: Session, account_id: str, batch_uuid: str) -> Batch | None:
     return session.scalars(
@@ -91,3 +94,46 @@ def add_verified(session: Session, batch_pk: int, written: int) -> None:
         .where(Batch.pk == batch_pk)
         .values(verified=Batch.verified + written, updated_at=utcnow())
     )
+
+
+def note_retry_reason(session: Session, batch_pk: int, reason: str) -> None:
+    """Keep the latest reason an engine gave for retrying rows later: it becomes the stall
+    reason if the batch then has nothing due."""
+    session.execute(update(Batch).where(Batch.pk == batch_pk).values(stall_reason=reason[:1000]))
+
+
+def mark_stalled(
+    session: Session,
+    batch_pk: int,
+    next_attempt_at: int,
+    *,
+    reason: str | None = None,
+    if_verified: int | None = None,
+) -> bool:
+    """The ongoing batch cannot move forward before ``next_attempt_at``. ``if_verified``
+    marks it only if no record was decided since the caller read that progress counter (a
+    chunk that decided nothing while others did is no stall). True when the batch was not
+    stalled before (the caller logs the start of a stall once)."""
+    conditions = [Batch.pk == batch_pk, Batch.status == _ONGOING]
+    if if_verified is not None:
+        conditions.append(Batch.verified == if_verified)
+    current = session.execute(select(Batch.stalled_since).where(*conditions)).first()
+    if current is None:
+        return False
+    values: dict[str, Any] = {"next_attempt_at": next_attempt_at}
+    if current[0] is None:
+        values["stalled_since"] = utcnow()
+    if reason is not None:
+        values["stall_reason"] = reason[:1000]
+    session.execute(update(Batch).where(Batch.pk == batch_pk).values(**values))
+    return current[0] is None
+
+
+def clear_stall(session: Session, batch_pk: int) -> bool:
+    """Rows were decided again: the batch moves forward. True when it was stalled."""
+    stmt = (
+        update(Batch)
+        .where(Batch.pk == batch_pk, Batch.stalled_since.is_not(None))
+        .values(stall_reason=None, stalled_since=None, next_attempt_at=None)
+    )
+    return bool(affected(session, stmt))

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as cast_sql
 from sqlalchemy.orm import Session
 
+from ...store.db import affected
 from ...store.models import Record, RecordKind
 from .predicates import due, unverified
 
@@ -276,6 +277,21 @@ def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, A
         )
     )
     return int(session.connection().execute(stmt, params).rowcount)
+
+
+def end_unverified(session: Session, batch_pk: int, verdict: str, result: dict[str, Any]) -> int:
+    """Give every row of the batch still without a verdict the same final result, in one
+    set-based UPDATE over the partial index (a million-row batch is one statement; no row
+    passes through Python). A row a racing chunk wrote first keeps its verdict, and a chunk
+    that writes afterwards finds no NULL verdict left (``write_results``): one result per
+    row either way. Returns the rows ended."""
+    stmt = (
+        update(Record)
+        .where(unverified(batch_pk))
+        .values(verdict=verdict, result=result, retry_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(session, stmt)
 
 
 def schedule_retries(session: Session, retries: Iterable[tuple[int, int, int]]) -> None:
