@@ -38,7 +38,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         for scope, kind, key, verdict, evidence, _age in ENTRIES:
             result = {"verdict": verdict} | ({"evidence": evidence} if evidence else {})
             caches.upsert(session, scope, kind, [(key, verdict, result)])
-        for scope, kind, key, _v, _e, age in ENTRIES:
+        for scope, _kind, key, _v, _e, age in ENTRIES:
             row = session.scalars(
                 select(CachedResult).where(
                     CachedResult.account_id == scope, CachedResult.key_hash == key

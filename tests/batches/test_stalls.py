@@ -76,7 +76,9 @@ async def test_a_batch_that_decides_nothing_shows_its_stall_then_resumes(
             assert body["status"] == "verification_ongoing"
             assert body["progress"] == {"verified": 0, "total": ROWS}
             stall = body["stall"]
-            assert REASON in stall["reason"] and stall["since"] and stall["retry_at"]
+            assert REASON in stall["reason"]
+            assert stall["since"]
+            assert stall["retry_at"]
 
         engine.blocked = set()  # the network is back
         await _after_retry_delay(lab)
@@ -95,7 +97,8 @@ async def test_a_moving_batch_has_no_stall(tmp_path: Path) -> None:
     ) as lab:
         _account, key, batch_uuid = await _launch(lab)
         status = (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()
-        assert status["stall"] is None and status["progress"]["verified"] == 0
+        assert status["stall"] is None
+        assert status["progress"]["verified"] == 0
         await lab.queue.run_due()
         assert (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()["status"] == (
             "verification_done"
@@ -115,7 +118,8 @@ async def test_past_the_deadline_the_rest_ends_unknown_with_the_reason_refunded(
         assert (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()["stall"] is None
         await _after_retry_delay(lab)
         stalled = (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()
-        assert stalled["status"] == "verification_ongoing" and stalled["stall"] is not None
+        assert stalled["status"] == "verification_ongoing"
+        assert stalled["stall"] is not None
         for _ in range(2):  # retries keep failing until the deadline passes
             await _after_retry_delay(lab)
 
