@@ -9,6 +9,8 @@
     ├── Unauthorized (401)
     ├── InsufficientCredits (402)
     ├── NotFound (404)
+    ├── Conflict (409)
+    │   └── NotCancellable
     └── PayloadTooLarge (413)
 
     ConfigurationError (a ValueError: a setting is wrong; raised at start-up)
@@ -56,6 +58,17 @@ class InsufficientCredits(ApexError):
 class NotFound(ApexError):
     status_code = 404
     default_message = "Not Found"
+
+
+class Conflict(ApexError):
+    status_code = 409
+    default_message = "Conflict"
+
+
+class NotCancellable(Conflict):
+    """A cancel of a batch that is not ``verification_ongoing`` (the message says why)."""
+
+    default_message = "The batch is not running; nothing to cancel."
 
 
 class PayloadTooLarge(ApexError):

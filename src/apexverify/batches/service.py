@@ -16,10 +16,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from ..accounts import service as accounts
-from ..errors import BadRequest, BatchLocked, InsufficientCredits, NotFound
+from ..errors import BadRequest, BatchLocked, InsufficientCredits, NotCancellable, NotFound
 from ..store.db import on_commit, on_rollback
 from ..store.models import Batch, utcnow
-from . import policy, states
+from . import policy, states, verification
 from .context import Services
 from .params import BatchParameters
 from .repository import batches as batch_rows
@@ -174,6 +174,57 @@ def launch(services: Services, session: Session, account_id: str, batch_uuid: st
         raise InsufficientCredits()
     defer_verify(services, session, batch.uuid)
     return "ok"
+
+
+# Cancelling a batch the account cancelled: what the verification ended with says so.
+CANCEL_EVIDENCE = "cancelled"
+CANCEL_REASON = "cancelled by the account before it was verified"
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What a cancel did: the records ended unverified and the batch's whole refund."""
+
+    records: int
+    refunded_milli: int
+
+
+def cancel(services: Services, session: Session, account_id: str, batch_uuid: str) -> Cancellation:
+    """Extension (``POST /v1/batch/{uuid}/cancel``): stop a running batch. It ends
+    ``verification_done`` with the results verified so far; every record not verified yet
+    gets an ``unknown`` result saying it was cancelled and is refunded in full (see
+    ``verification.end_rest_in``). Only ``verification_ongoing`` can be cancelled; anything
+    else is a 409 saying why."""
+    batch = get_batch(session, account_id, batch_uuid)
+    if batch.status != states.ONGOING:
+        raise NotCancellable(_not_cancellable(batch))
+    try:
+        ended = verification.end_rest_in(
+            session,
+            services.settings,
+            batch,
+            reason=CANCEL_REASON,
+            evidence=CANCEL_EVIDENCE,
+            cancelled=True,
+        )
+    except states.TransitionLost:
+        # A chunk finished it (or another cancel won) between the read and the update; the
+        # raise rolls this unit of work back, row updates included.
+        raise NotCancellable("The batch finished while it was being cancelled.") from None
+    return Cancellation(ended, batch.refunded_milli)
+
+
+def _not_cancellable(batch: Batch) -> str:
+    if batch.status == states.DONE:
+        if batch.cancelled_at is not None:
+            return "The batch was already cancelled."
+        return "The batch has already finished (verification_done); nothing to cancel."
+    if batch.status == states.ERROR and batch.launched_at is not None:
+        return "The batch has already finished (internal_error); nothing to cancel."
+    return (
+        f"The batch is {batch.status}: it is not running, so there is nothing to cancel; "
+        "delete it instead."
+    )
 
 
 def delete_batch(services: Services, session: Session, account_id: str, batch_uuid: str) -> None:

@@ -29,13 +29,13 @@ from ..credits import from_milli
 from ..settings import Settings
 from ..store.models import Account, Batch, utcnow
 from ..verify.base import (
-    EmailResult,
     Outcome,
-    PhoneResult,
+    RecordType,
     Retry,
     Verifier,
     VerifyContext,
     VerifyItem,
+    inconclusive_result,
 )
 from ..verify.email.verdicts import EXTRA_FIELDS as EMAIL_EXTRA_FIELDS
 from . import policy, states
@@ -349,21 +349,20 @@ def ended_result(record_type: str, *, evidence: str, reason: str) -> dict[str, A
     """What the engine's own inconclusive result holds, for a row that was never verified:
     the documented fields with ``unknown`` set and the engine's extra keys (None: nothing was
     looked up), so exports give these rows the same columns as the others."""
+    kind: RecordType = "email" if record_type == "email" else "phone"
+    result = inconclusive_result(kind, evidence, reason)
+    result.extra = {**dict.fromkeys(_engine_extra_keys(kind)), **result.extra}
+    return result.to_dict()
+
+
+def _engine_extra_keys(record_type: RecordType) -> tuple[str, ...]:
+    """The extra keys every result of the real engine for ``record_type`` carries."""
     if record_type == "email":
-        extra = dict.fromkeys(EMAIL_EXTRA_FIELDS)
-        extra.update(evidence=evidence, reason=reason)
-        return EmailResult(
-            valid=False, wrong=False, unknown=True, quality="unknown", result="unknown", extra=extra
-        ).to_dict()
+        return EMAIL_EXTRA_FIELDS
     # Imported here: the phone analysis loads libphonenumber's carrier tables.
     from ..verify.phone.analysis import PhoneAnalysis, base_extra
 
-    nothing = PhoneAnalysis(None, None, None, "unknown", False, None, False)
-    extra = dict.fromkeys(base_extra(nothing))  # the key set of every phone engine result
-    extra.update(evidence=evidence, reason=reason)
-    return PhoneResult(
-        valid=False, wrong=False, unknown=True, type="unknown", status="inconclusive", extra=extra
-    ).to_dict()
+    return tuple(base_extra(PhoneAnalysis(None, None, None, "unknown", False, None, False)))
 
 
 def _settle(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ...batches import exports, service, views
 from ...batches.params import BatchParameters
+from ...credits import from_milli
 from ...web.deps import ReadTx, Svc, WriteTx
 from ...web.downloads import ExportFormat, export_response
 from ...web.uploads import accept_upload
@@ -113,6 +114,38 @@ def details(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
 def launch(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Step 5: debit the net cost and start verifying (402 when credits are short)."""
     return {"status": service.launch(services, tx, account.id, str(batch_uuid))}
+
+
+_CANCEL_DESCRIPTION = """**ApexVerify extension** (not part of the hosted ApexVerify v1 API).
+
+Stops a batch in `verification_ongoing`. The batch ends `verification_done` at once: the
+records verified so far keep their results, every record not verified yet gets an `unknown`
+result with `evidence: "cancelled"` and is refunded in full (inconclusive results already
+verified are refunded as at the normal end). Status and details then say `cancelled: true`
+and `cancelled_at`; the stats add `total_verification_cancelled`. The export works as for any
+finished batch.
+
+Answer: `{"status": "ok", "records_cancelled": <records not verified>, "refunded_credits":
+<the batch's whole refund>}`. 409 when the batch is not running (already cancelled, already
+finished, or not launched: delete it instead); 404 when there is no such batch."""
+
+
+@router.post(
+    "/{batch_uuid}/cancel",
+    summary="Cancel a running batch (extension)",
+    description=_CANCEL_DESCRIPTION,
+    responses={
+        404: {"description": "No such batch for this account"},
+        409: {"description": "The batch is not running; the message says why"},
+    },
+)
+def cancel(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, Any]:
+    cancelled = service.cancel(services, tx, account.id, str(batch_uuid))
+    return {
+        "status": "ok",
+        "records_cancelled": cancelled.records,
+        "refunded_credits": from_milli(cancelled.refunded_milli),
+    }
 
 
 @router.get("/{batch_uuid}", summary="Batch status")
