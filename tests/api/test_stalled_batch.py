@@ -1,0 +1,77 @@
+"""A batch whose MX accepts connections and never greets (outbound port 25 filtered, as on
+many clouds) reports its stall with a reason while it runs, and at the stall deadline ends
+``unknown`` for the rest, refunded. Live server, loopback DNS + SMTP lab."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from tests.api.test_email_batch_lab import env_for
+from tests.labs.smtp_lab import email_lab
+
+ADDRESSES = ["alice", "bob", "carol", "info", "postmaster"]
+
+
+async def _poll(client: httpx.AsyncClient, path: str, done: Any, seconds: float) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + seconds
+    while True:
+        body = dict((await client.get(path)).json())
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"not reached in {seconds}s: {body}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_silent_mx_stalls_visibly_then_ends_unknown_refunded(make_server) -> None:  # type: ignore[no-untyped-def]
+    async with email_lab() as lab:
+        overrides = {
+            "dns_nameservers": [lab.nameserver],
+            "smtp_port": lab.smtp_port,
+            "smtp_timeout_seconds": 0.5,
+            "smtp_greylist_retry_seconds": 1,
+            "smtp_allow_private_networks": True,
+            "max_verify_attempts": 100,  # only the deadline can end these records
+            "stall_deadline_seconds": 4,
+        }
+        server = make_server(**env_for(overrides))
+        key, _ = server.create_account(sandbox=False, email_credits=10)
+        addresses = [f"{local}@{lab.domains.silent}" for local in ADDRESSES]
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers={"X-API-Key": key}, timeout=30
+        ) as client:
+            upload = await client.post(
+                "/v1/batch",
+                files={"file": ("l.txt", "\n".join(addresses).encode(), "text/plain")},
+                data={"name": "silent", "type": "email", "target_country": "US"},
+            )
+            batch_uuid = upload.json()["batch_uuid"]
+            path = f"/v1/batch/{batch_uuid}"
+            await _poll(client, path, lambda b: b["status"] == "ready_for_verification", 30)
+            assert (await client.post(path)).json() == {"status": "ok"}
+            assert (await client.get("/v1/account/credits")).json()["email_credit"] == 5
+
+            stalled = await _poll(client, path, lambda b: b.get("stall"), 60)
+            assert stalled["status"] == "verification_ongoing"
+            assert stalled["progress"] == {"verified": 0, "total": 5}
+            assert "timeout" in stalled["stall"]["reason"]
+            assert stalled["stall"]["since"]
+            assert stalled["stall"]["retry_at"]
+            details = (await client.get(f"{path}/details")).json()
+            assert details["stall"]["reason"] == stalled["stall"]["reason"]
+
+            done = await _poll(client, path, lambda b: b["status"] == "verification_done", 60)
+            assert done["stats"]["total_verification_unknown"] == 5
+            export = (await client.get(f"{path}/export", params={"format": "json"})).json()
+            credits = (await client.get("/v1/account/credits")).json()["email_credit"]
+        for address in addresses:
+            assert export[address]["unknown"] is True
+            assert export[address]["evidence"] == "stalled"
+            assert "timeout" in export[address]["reason"]
+        assert credits == 10  # every record refunded
+    log = server.log_tail()
+    assert "stalled:" in log
+    assert "ended after a stall" in log
