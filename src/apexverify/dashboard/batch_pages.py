@@ -1,4 +1,4 @@
-"""Batch pages: list, upload, batch summary with live progress, launch, export, delete.
+"""Batch pages: list, upload, batch summary with live progress, launch, cancel, export, delete.
 
 Every action calls the same ``batches`` functions as the v1 API routes, so the rules (states,
 pricing, credits, locks) exist once.
@@ -207,6 +207,16 @@ def launch(
 ) -> Response:
     then = f"/batches/{batch_uuid}"
     return _confirmed(request, services, tx, user, batch_uuid, service.launch, "launch.html", then)
+
+
+@router.post("/batches/{batch_uuid}/cancel")
+def cancel(
+    request: Request, batch_uuid: UUID, user: User, services: Svc, tx: WriteTx, _form: Form
+) -> Response:
+    """The batch page's "Cancel verification" button (confirmed in the browser): the API's
+    ``POST /v1/batch/{uuid}/cancel``. A refusal re-renders the batch page with the reason."""
+    then = f"/batches/{batch_uuid}"
+    return _confirmed(request, services, tx, user, batch_uuid, service.cancel, "batch.html", then)
 
 
 @router.get("/batches/{batch_uuid}/delete")
