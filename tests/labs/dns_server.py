@@ -10,6 +10,14 @@ The zone is data (BIND-style text, one record per line, absolute names)::
 
 Answers: matching records (CNAMEs included); NOERROR with no answer when the name exists with
 other types or has names below it; NXDOMAIN otherwise; SERVFAIL for names in ``servfail``.
+
+The default DNS canaries of the engine (``Settings().dns_canaries``: gmail.com, outlook.com,
+yahoo.com) always resolve: the lab adds an MX for each one the zone does not define itself
+(pointing at :data:`CANARY_ADDRESS`, a documentation address no test connects to), so the
+engine's environment health sees an honest resolver.
+
+``dns_server.lying = True`` (thread-safe, at any time) turns it into a firewalled or
+split-horizon resolver: NXDOMAIN for every name, canaries included, until set back.
 """
 
 from __future__ import annotations
@@ -22,6 +30,22 @@ from types import TracebackType
 from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
+from apexverify.settings import Settings
+
+# TEST-NET-1 (RFC 5737): routable nowhere, refused by the engine's safety check by default.
+CANARY_ADDRESS = "192.0.2.25"
+
+
+def canary_zone(zone: str, canaries: Iterable[str]) -> str:
+    """``zone`` plus an MX (and its A record) for every canary name it does not define."""
+    defined = {rr.rname for rr in RR.fromZone(zone)} if zone.strip() else set()
+    lines = [zone.rstrip("\n")] if zone.strip() else []
+    for name in canaries:
+        if DNSLabel(name + ".") not in defined:
+            lines.append(f"{name}. 300 IN MX 10 mx.{name}.")
+            lines.append(f"mx.{name}. 300 IN A {CANARY_ADDRESS}")
+    return "\n".join(lines) + "\n"
+
 
 class _QuietLogger(DNSLogger):
     def __init__(self) -> None:
@@ -29,8 +53,14 @@ class _QuietLogger(DNSLogger):
 
 
 class ZoneResolver(BaseResolver):  # type: ignore[misc]
-    def __init__(self, zone: str, servfail: Iterable[str] = ()) -> None:
-        self.records: list[RR] = RR.fromZone(zone)
+    def __init__(
+        self,
+        zone: str,
+        servfail: Iterable[str] = (),
+        canaries: Iterable[str] | None = None,
+    ) -> None:
+        names = Settings().dns_canaries if canaries is None else canaries
+        self.records: list[RR] = RR.fromZone(canary_zone(zone, names))
         # Index by owner name: the benchmark zone has thousands of names.
         self.by_name: dict[DNSLabel, list[RR]] = {}
         for rr in self.records:
@@ -38,6 +68,18 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         self.servfail = {DNSLabel(name.rstrip(".") + ".") for name in servfail}
         self.queries: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._lying = threading.Event()
+
+    @property
+    def lying(self) -> bool:
+        return self._lying.is_set()
+
+    @lying.setter
+    def lying(self, on: bool) -> None:
+        if on:
+            self._lying.set()
+        else:
+            self._lying.clear()
 
     def _exists(self, name: DNSLabel) -> bool:
         return name in self.by_name or any(rr.rname.matchSuffix(name) for rr in self.records)
@@ -47,6 +89,9 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         qname, qtype = request.q.qname, request.q.qtype
         with self._lock:
             self.queries.append((str(qname), QTYPE[qtype]))
+        if self.lying:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
         if qname in self.servfail:
             reply.header.rcode = RCODE.SERVFAIL
             return reply
@@ -76,10 +121,21 @@ def _free_port() -> int:
 class LabDnsServer:
     """UDP+TCP DNS server on ``127.0.0.1:<port>`` answering ``zone``; start/stop or ``with``."""
 
-    def __init__(self, zone: str, servfail: Iterable[str] = ()) -> None:
-        self.resolver = ZoneResolver(zone, servfail)
+    def __init__(
+        self, zone: str, servfail: Iterable[str] = (), canaries: Iterable[str] | None = None
+    ) -> None:
+        self.resolver = ZoneResolver(zone, servfail, canaries)
         self.port = 0
         self._servers: list[DNSServer] = []
+
+    @property
+    def lying(self) -> bool:
+        """NXDOMAIN for every name while true (a resolver that lies); settable any time."""
+        return self.resolver.lying
+
+    @lying.setter
+    def lying(self, on: bool) -> None:
+        self.resolver.lying = on
 
     @property
     def nameserver(self) -> str:

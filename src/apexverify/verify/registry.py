@@ -11,16 +11,21 @@ When ``APEXVERIFY_REDIS_URL`` is set, the email engines a factory builds share t
 connection caps with every other process through Redis (``email/redis_slots.py``); the
 factory owns that one Redis client, created on the first real email build, and
 :meth:`EngineFactory.aclose` closes it.
+
+:meth:`EngineFactory.health` and :meth:`EngineFactory.check_health` report the environment
+checks of the real engines (the email engine's ``dns`` and ``smtp_outbound``, built if it was
+not yet), for ``/readyz`` and ``/metrics``; the factory is a :class:`~.base.HealthReporter`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 from ..settings import Settings
-from .base import RecordType, Verifier, VerifierFactory
+from .base import HealthCheck, RecordType, Verifier, VerifierFactory
 from .sandbox import SandboxVerifier
 
 if TYPE_CHECKING:
@@ -48,6 +53,8 @@ class EngineFactory(VerifierFactory):
         # call (engines take concurrent calls): its SMTP connections, MX and catch-all
         # caches outlive one chunk.
         self._engines: dict[tuple[RecordType, bool], Verifier] = {}
+        # /metrics reads health() from a thread of its own: one engine per key all the same.
+        self._building = threading.Lock()
 
     def __repr__(self) -> str:
         shared = "redis" if self.settings.redis_url else "local"
@@ -74,8 +81,26 @@ class EngineFactory(VerifierFactory):
         the factory: callers share it and never close it; :meth:`aclose` does."""
         engine = self._engines.get((record_type, sandbox))
         if engine is None:
-            engine = self._engines[(record_type, sandbox)] = self._new(record_type, sandbox)
+            with self._building:
+                engine = self._engines.get((record_type, sandbox))
+                if engine is None:
+                    engine = self._new(record_type, sandbox)
+                    self._engines[(record_type, sandbox)] = engine
         return engine
+
+    def health(self) -> list[HealthCheck]:
+        """The last known environment checks of the real engines (no I/O)."""
+        return [check for engine in self._real_engines() for check in engine.health()]
+
+    async def check_health(self) -> list[HealthCheck]:
+        """The environment checks after refreshing stale ones (the DNS canaries)."""
+        return [check for engine in self._real_engines() for check in await engine.check_health()]
+
+    def _real_engines(self) -> list[Verifier]:
+        # The email engine is what depends on the network: report it even before its first
+        # batch, so /readyz tells a lying resolver before anything is verified.
+        self.build("email", sandbox=False)
+        return [engine for (_, sandbox), engine in list(self._engines.items()) if not sandbox]
 
     def _new(self, record_type: RecordType, sandbox: bool) -> Verifier:
         if sandbox:

@@ -5,6 +5,12 @@ Addresses are grouped by domain so that one connection carries many RCPT command
 capped per MX (:class:`MxSlots`) and globally (``smtp_max_connections``), and every
 inconclusive-but-transient answer (greylisting, timeouts, DNS failures) becomes a
 :class:`Retry` so that the batch runner re-probes later instead of hammering at once.
+
+The environment is measured as the engine works (``health.py``): every DNS answer and every
+new SMTP connection feeds it. Verdicts are decided once every domain of a call has been
+probed, so that evidence an unhealthy environment may have produced (an NXDOMAIN from a
+lying resolver, a connect failure behind a blocked port 25) is deferred with a
+:class:`Retry` on every attempt instead of becoming ``wrong`` or a final ``unknown``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from ...settings import Settings
 from ..base import (
     EmailResult,
+    HealthCheck,
     Outcome,
     RecordType,
     Retry,
@@ -26,6 +33,7 @@ from ..base import (
     VerifyItem,
 )
 from .catchall import CatchAllCache, state_from_reply
+from .health import DnsHealth, SmtpHealth
 from .lists import is_disposable, is_free, is_role
 from .mx import MailDomain, MxResolver, build_resolver
 from .pool import IdlePool
@@ -39,11 +47,12 @@ from .smtp import (
     ReplyObserver,
     SessionResult,
     Target,
+    connect_outcome,
     ignore_reply,
 )
 from .syntax import normalize_email
 from .typo import suggest_domain
-from .verdicts import Evidence, Flags, decide
+from .verdicts import DEFERRED_WHILE, Deferral, Evidence, Flags, decide, defer
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,20 @@ class _Answer:
     mx_host: str | None = None
     reply: Reply | None = None
     reason: str = ""
+    unreachable: bool = False  # no MX host greeted: a connect or greeting failure
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """One address's evidence, decided once every domain of the call is done (a blocked
+    port 25 seen on the other domains defers this one's connect failure too)."""
+
+    evidence: Evidence
+    flags: Flags
+    final: bool
+    extra: dict[str, object]
+    domain: str = ""
+    unreachable: bool = False
 
 
 class EmailVerifier(Verifier):
@@ -127,8 +150,13 @@ class EmailVerifier(Verifier):
     ) -> None:
         self.settings = settings
         self.stats = ProbeStats()
+        self._dns_health = DnsHealth(
+            settings.dns_canaries, settings.dns_canary_interval_seconds, self._probe_canary
+        )
+        self._smtp_health = SmtpHealth(settings.smtp_timeout_seconds)
         self._mx = MxResolver(
-            build_resolver(settings.dns_nameservers, settings.dns_timeout_seconds)
+            build_resolver(settings.dns_nameservers, settings.dns_timeout_seconds),
+            on_answer=self._dns_health.record,
         )
         self._slots: MxSlots = mx_slots or LocalMxSlots(settings.smtp_max_connections_per_mx)
         self._connections = asyncio.Semaphore(max(1, settings.smtp_max_connections))
@@ -152,7 +180,8 @@ class EmailVerifier(Verifier):
     async def verify_many(
         self, items: Sequence[VerifyItem], context: VerifyContext
     ) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(items)
+        self._dns_health.refresh_soon()  # the periodic canary check, while the engine works
+        pending: list[_Pending | None] = [None] * len(items)
         groups: dict[str, list[tuple[int, str, bool]]] = {}
         for index, item in enumerate(items):
             # Items arrive normalized; normalizing again is cheap and makes the engine safe
@@ -160,20 +189,57 @@ class EmailVerifier(Verifier):
             address = normalize_email(item.value)
             final = item.attempt >= context.max_attempts
             if address is None:
-                outcomes[index] = self._decide(Evidence.SYNTAX_ERROR, Flags(), True, {})
+                pending[index] = _Pending(Evidence.SYNTAX_ERROR, Flags(), True, {})
                 continue
             groups.setdefault(address.rpartition("@")[2], []).append((index, address, final))
         await asyncio.gather(
-            *(self._guarded(domain, entries, outcomes) for domain, entries in groups.items())
+            *(self._guarded(domain, entries, pending) for domain, entries in groups.items())
         )
-        missing = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        missing = [index for index, entry in enumerate(pending) if entry is None]
         if missing:
             raise RuntimeError(f"email engine produced no outcome for items {missing[:5]}")
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await self._conclude([entry for entry in pending if entry is not None])
 
     async def aclose(self) -> None:
+        await self._dns_health.aclose()
         await self._pool.aclose()
         self._dead.clear()
+
+    # -- environment health ------------------------------------------------------------
+
+    def health(self) -> list[HealthCheck]:
+        return [self._dns_health.check(), self._smtp_health.check()]
+
+    async def check_health(self) -> list[HealthCheck]:
+        return [await self._dns_health.check_fresh(), self._smtp_health.check()]
+
+    async def _probe_canary(self, name: str) -> MailDomain:
+        return await self._mx.probe(name)
+
+    async def _conclude(self, pending: list[_Pending]) -> list[Outcome]:
+        """Outcomes in order: each address's evidence through the verdict table, unless the
+        environment that produced it is unhealthy right now (then a deferral)."""
+        unhealthy: dict[Deferral, str] = {}
+        if any(DEFERRED_WHILE.get(p.evidence) is Deferral.DNS_UNHEALTHY for p in pending):
+            # Only hard evidence if the canaries resolved within the interval: check now.
+            dns = await self._dns_health.check_fresh()
+            if not dns.ok:
+                unhealthy[Deferral.DNS_UNHEALTHY] = dns.reason
+        if any(p.unreachable for p in pending):
+            smtp = self._smtp_health.check()
+            if not smtp.ok:
+                unhealthy[Deferral.SMTP_UNHEALTHY] = smtp.reason
+        return [self._outcome(p, unhealthy) for p in pending]
+
+    def _outcome(self, pending: _Pending, unhealthy: dict[Deferral, str]) -> Outcome:
+        deferral = DEFERRED_WHILE.get(pending.evidence)
+        applies = deferral is Deferral.DNS_UNHEALTHY or pending.unreachable
+        if deferral is not None and deferral in unhealthy and applies:
+            if deferral is Deferral.DNS_UNHEALTHY:
+                self._mx.forget(pending.domain)  # ask again on the next attempt
+            retry_after = self.settings.smtp_greylist_retry_seconds
+            return defer(deferral, pending.evidence, unhealthy[deferral], retry_after)
+        return self._decide(pending.evidence, pending.flags, pending.final, pending.extra)
 
     # -- one domain --------------------------------------------------------------------
 
@@ -192,26 +258,26 @@ class EmailVerifier(Verifier):
         self,
         domain: str,
         entries: list[tuple[int, str, bool]],
-        outcomes: list[Outcome | None],
+        pending: list[_Pending | None],
     ) -> None:
         """One domain's failure (a bug, an unexpected library error) must not sink the
         chunk: the runner would retry the whole chunk forever."""
         try:
-            await self._verify_domain(domain, entries, outcomes)
+            await self._verify_domain(domain, entries, pending)
         except Exception as exc:
             log.exception("email verification of domain %s failed", domain)
             for index, address, final in entries:
-                if outcomes[index] is None:
+                if pending[index] is None:
                     local = address.rpartition("@")[0]
                     flags = Flags(is_free=is_free(domain), is_role=is_role(local))
                     extra: dict[str, object] = {"reason": f"{type(exc).__name__}: {exc}"}
-                    outcomes[index] = self._decide(Evidence.ENGINE_ERROR, flags, final, extra)
+                    pending[index] = _Pending(Evidence.ENGINE_ERROR, flags, final, extra, domain)
 
     async def _verify_domain(
         self,
         domain: str,
         entries: list[tuple[int, str, bool]],
-        outcomes: list[Outcome | None],
+        pending: list[_Pending | None],
     ) -> None:
         free, disposable = is_free(domain), is_disposable(domain)
         suggestion = suggest_domain(domain)
@@ -238,7 +304,9 @@ class EmailVerifier(Verifier):
                     "smtp_reply": reply.text if reply else None,
                     "catch_all": catch_all,
                 }
-                outcomes[index] = self._decide(answer.evidence, flags, final, extra)
+                pending[index] = _Pending(
+                    answer.evidence, flags, final, extra, domain, answer.unreachable
+                )
 
         addresses = list(dict.fromkeys(address for _, address, _ in entries))
         mail = await self._mx.mail_domain(domain)
@@ -355,6 +423,7 @@ class EmailVerifier(Verifier):
         connection = ProbeConnection(target, self._config)
         opened = await connection.open(result)
         self.stats.connections_opened += connection.connects
+        self._smtp_health.record(target.host, connect_outcome(result))
         if opened:
             await connection.transact(recipients, result)
         self._pool.put(target.address, connection)
@@ -379,11 +448,13 @@ class EmailVerifier(Verifier):
         """Answers for ``recipients``, failing over along ``targets`` (MX preference order)."""
         answers: dict[str, _Answer] = {}
         remaining = list(recipients)
-        failure = _Answer(Evidence.CONNECT_FAILED, reason="no MX could be reached")
+        failure = _Answer(
+            Evidence.CONNECT_FAILED, reason="no MX could be reached", unreachable=True
+        )
         for target in targets:
             dead = self._dead_reason(target.address)
-            if dead is not None:
-                failure = _Answer(dead[0], target.host, reason=dead[1])
+            if dead is not None:  # only MX addresses that never greeted are marked dead
+                failure = _Answer(dead[0], target.host, reason=dead[1], unreachable=True)
                 continue
             for _round in range(4):  # more than one round only after "too many recipients"
                 async with self._slots.acquire(target.address), self._connections:
@@ -420,7 +491,12 @@ class EmailVerifier(Verifier):
                 if session.failure in _FAILURE_EVIDENCE:
                     self.stats.sessions_failed += 1
                     evidence = _FAILURE_EVIDENCE[session.failure]
-                    failure = _Answer(evidence, target.host, reason=session.failure_detail)
+                    failure = _Answer(
+                        evidence,
+                        target.host,
+                        reason=session.failure_detail,
+                        unreachable=not session.greeted,
+                    )
                     if not session.greeted:
                         self._dead[target.address] = (
                             time.monotonic() + DEAD_MX_SECONDS,

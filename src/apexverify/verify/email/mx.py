@@ -4,6 +4,10 @@ RFC 5321 section 5.1: MX records by preference; when a domain has no MX record a
 A/AAAA address is the implicit MX. RFC 7505: a single MX of "." means the domain accepts no
 mail. NXDOMAIN (the name does not exist: hard evidence) is kept apart from SERVFAIL and
 timeouts (the resolver could not tell: never evidence against the address).
+
+Every answer to a look-up made for an address is told to an observer (``on_answer``) as
+one :data:`AnswerKind`: the engine's environment health keeps the recent shares. Canary
+look-ups (:meth:`MxResolver.probe`) bypass the cache and the observer.
 """
 
 from __future__ import annotations
@@ -20,6 +24,24 @@ import dns.rdatatype
 import dns.resolver
 
 MailStatus = Literal["ok", "nxdomain", "no_mail", "null_mx", "error"]
+# How the resolver answered one query: NOERROR (records or none), NXDOMAIN, SERVFAIL (every
+# server failed: dnspython's NoNameservers), no answer in time, anything else.
+AnswerKind = Literal["noerror", "nxdomain", "servfail", "timeout", "error"]
+AnswerObserver = Callable[[AnswerKind], None]
+
+
+def ignore_answer(_kind: AnswerKind) -> None:
+    return None
+
+
+def answer_kind(exc: dns.exception.DNSException) -> AnswerKind:
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return "nxdomain"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return "servfail"
+    if isinstance(exc, dns.exception.Timeout):
+        return "timeout"
+    return "error"
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,13 @@ class _SingleFlight(Generic[T]):
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def peek(self, key: str) -> T | None:
+        """The cached result for ``key``, if a look-up finished successfully."""
+        future = self._entries.get(key)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
 
 class MxResolver:
     """MX and address look-ups, each name resolved once per instance (one batch run).
@@ -98,8 +127,15 @@ class MxResolver:
     again.
     """
 
-    def __init__(self, resolver: dns.asyncresolver.Resolver, concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        resolver: dns.asyncresolver.Resolver,
+        concurrency: int = 64,
+        *,
+        on_answer: AnswerObserver = ignore_answer,
+    ) -> None:
         self._resolver = resolver
+        self._on_answer = on_answer
         # A chunk can name a thousand new domains at once; a burst that size overflows the
         # UDP buffers of small resolvers and turns into timeouts (= needless retries).
         self._in_flight = asyncio.Semaphore(concurrency)
@@ -118,15 +154,35 @@ class MxResolver:
             self._hosts.forget(host)
         return result
 
-    async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer:
-        async with self._in_flight:
-            return await self._resolver.resolve(
-                name, rdtype, raise_on_no_answer=False, search=False
-            )
+    async def probe(self, domain: str) -> MailDomain:
+        """A fresh MX look-up of ``domain`` (canaries): neither cached nor observed."""
+        return await self._lookup_domain(domain, observe=False)
 
-    async def _lookup_domain(self, domain: str) -> MailDomain:
+    def forget(self, domain: str) -> None:
+        """Drop the cached answers for ``domain`` and its exchangers: they were given while
+        DNS looked unhealthy, so the next attempt must ask again."""
+        mail = self._domains.peek(domain)
+        self._domains.forget(domain)
+        for host in mail.hosts if mail is not None else ():
+            self._hosts.forget(host)
+
+    async def _query(self, name: str, rdtype: str, *, observe: bool) -> dns.resolver.Answer:
+        async with self._in_flight:
+            try:
+                answer = await self._resolver.resolve(
+                    name, rdtype, raise_on_no_answer=False, search=False
+                )
+            except dns.exception.DNSException as exc:
+                if observe:
+                    self._on_answer(answer_kind(exc))
+                raise
+        if observe:
+            self._on_answer("noerror")
+        return answer
+
+    async def _lookup_domain(self, domain: str, *, observe: bool = True) -> MailDomain:
         try:
-            answer = await self._query(domain, "MX")
+            answer = await self._query(domain, "MX", observe=observe)
         except dns.resolver.NXDOMAIN:
             return MailDomain("nxdomain", reason="NXDOMAIN")
         except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
@@ -144,7 +200,7 @@ class MxResolver:
                 return MailDomain("null_mx", reason="null MX (RFC 7505)")
             return MailDomain("ok", hosts=tuple(dict.fromkeys(host for _, host in real)))
         # No MX record: RFC 5321 5.1 implicit MX, if the domain itself has an address.
-        addresses = await self._lookup_host(domain)
+        addresses = await self._lookup_host(domain, observe=observe)
         if addresses.status == "ok":
             return MailDomain("ok", hosts=(domain,), implicit=True)
         if addresses.status == "error":
@@ -153,7 +209,7 @@ class MxResolver:
             return MailDomain("nxdomain", reason="NXDOMAIN")
         return MailDomain("no_mail", reason="no MX and no A/AAAA record")
 
-    async def _lookup_host(self, host: str) -> HostAddresses:
+    async def _lookup_host(self, host: str, *, observe: bool = True) -> HostAddresses:
         addresses: list[str] = []
         nxdomain = False
         errors: list[str] = []
@@ -161,7 +217,7 @@ class MxResolver:
         # AAAA record practically always has an A record too.
         for rdtype in ("A", "AAAA"):
             try:
-                answer = await self._query(host, rdtype)
+                answer = await self._query(host, rdtype, observe=observe)
             except dns.resolver.NXDOMAIN:
                 nxdomain = True
                 break

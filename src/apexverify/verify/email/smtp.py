@@ -22,6 +22,10 @@ from .replies import Reply
 
 # Why a session stopped before answering every recipient.
 Failure = Literal["refused", "timeout", "dropped", "too_many"]
+# How opening a connection went, as outbound-SMTP health counts it: the server greeted (with
+# any code: it is reachable and speaks SMTP), refused the TCP connection, did not accept it
+# in time, accepted it and stayed silent, or closed it before greeting.
+ConnectOutcome = Literal["greeted", "refused", "connect_timeout", "silent", "dropped"]
 
 _TOO_MANY = "5.3"  # x.5.3 "too many recipients": continue on a fresh connection
 
@@ -42,6 +46,7 @@ class SessionResult:
     failure_detail: str = ""
     session_reply: Reply | None = None  # greeting/EHLO/MAIL reply that refused the session
     greeted: bool = False  # the server sent its 220 greeting (it is alive and speaking SMTP)
+    connected: bool = False  # the TCP connection was accepted (greeted or not)
     tls: Literal["none", "ok", "failed"] = "none"
     smtputf8: bool = False
 
@@ -63,6 +68,23 @@ class ProbeConfig:
     mail_from: str
     socks5_proxy: str = ""
     on_reply: ReplyObserver = field(default=ignore_reply, compare=False)
+
+
+def connect_outcome(result: SessionResult) -> ConnectOutcome:
+    """What opening the connection of ``result`` says about the path to the server."""
+    if result.greeted:
+        return "greeted"
+    if result.failure == "timeout":
+        return "silent" if result.connected else "connect_timeout"
+    return "dropped" if result.connected else "refused"
+
+
+def _accepted_then_failed(exc: BaseException) -> bool:
+    """aiosmtplib reports a server that accepted TCP and then stayed silent or hung up as a
+    connect error caused by the read timeout or the disconnect."""
+    return isinstance(
+        exc.__cause__, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected
+    )
 
 
 def socks5_url(spec: str) -> str:
@@ -156,11 +178,11 @@ class ProbeConnection:
                 self.client, greeting = await _open(self.target, self.config)
             except aiosmtplib.SMTPConnectResponseError as exc:
                 self.config.on_reply("greeting", exc.code)
-                result.greeted = True
+                result.greeted = result.connected = True
                 result.session_reply = Reply.parse(exc.code, exc.message)
                 return False
             self.config.on_reply("greeting", greeting.code)
-            result.greeted = True
+            result.greeted = result.connected = True
             stage = "ehlo"
             response = await _hello(self.client, self.config.on_reply)
             if response.code >= 400:
@@ -180,7 +202,7 @@ class ProbeConnection:
                     fresh = SessionResult(self.target)
                     opened = await self.open(fresh, try_tls=False)
                     self.tls = "failed"
-                    result.greeted = fresh.greeted
+                    result.greeted, result.connected = fresh.greeted, fresh.connected
                     result.session_reply = fresh.session_reply
                     result.failure, result.failure_detail = fresh.failure, fresh.failure_detail
                     if not opened and not result.failure_detail:
@@ -190,12 +212,15 @@ class ProbeConnection:
             return True
         except (TimeoutError, ProxyTimeoutError) as exc:  # aiosmtplib's timeouts subclass it
             result.failure, result.failure_detail = "timeout", f"timeout during {stage}: {exc}"
+            result.connected = result.connected or _accepted_then_failed(exc)
         except aiosmtplib.SMTPServerDisconnected as exc:
             result.failure = "dropped"
             result.failure_detail = f"connection dropped during {stage}: {exc}"
+            result.connected = True
         except (aiosmtplib.SMTPException, ProxyError, OSError) as exc:
             result.failure = "refused" if not result.greeted else "dropped"
             result.failure_detail = f"{stage} failed: {exc}"
+            result.connected = result.connected or _accepted_then_failed(exc)
         self.close()
         return False
 

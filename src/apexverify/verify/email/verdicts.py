@@ -4,6 +4,10 @@
 document and check that every row is what the engine actually returns. ``wrong`` is only
 ever set on hard evidence (syntax, DNS saying the domain has no mail, the server saying the
 mailbox does not exist); whatever is inconclusive is ``unknown``.
+
+``DEFERRED_WHILE`` is the second table of that document ("Unhealthy environment"): evidence
+that is only hard while the environment that produced it is healthy, deferred with a
+:class:`Retry` on every attempt while the named check fails.
 """
 
 from __future__ import annotations
@@ -78,6 +82,40 @@ RULES: dict[Evidence, Rule] = {
     Evidence.SMTPUTF8_UNSUPPORTED: _ERROR,
     Evidence.ENGINE_ERROR: _ERROR_RETRY,
 }
+
+
+class Deferral(StrEnum):
+    """Why evidence was deferred: the head of the :class:`Retry` reason (``POST /v1/unit``
+    reports it as the ``evidence`` of its ``unknown`` answer)."""
+
+    DNS_UNHEALTHY = "dns_unhealthy"
+    SMTP_UNHEALTHY = "smtp_unhealthy"
+
+
+# A resolver that lies answers NXDOMAIN (or nothing) for every name; a blocked port 25 makes
+# every MX host look dead. The SMTP rows apply only when no MX host of the domain greeted.
+DEFERRED_WHILE: dict[Evidence, Deferral] = {
+    Evidence.NXDOMAIN: Deferral.DNS_UNHEALTHY,
+    Evidence.NO_MAIL_HOST: Deferral.DNS_UNHEALTHY,
+    Evidence.CONNECT_FAILED: Deferral.SMTP_UNHEALTHY,
+    Evidence.TIMEOUT: Deferral.SMTP_UNHEALTHY,
+    Evidence.DROPPED: Deferral.SMTP_UNHEALTHY,
+}
+
+_NOT_EVIDENCE = {
+    Deferral.DNS_UNHEALTHY: "not treating {evidence} as evidence",
+    Deferral.SMTP_UNHEALTHY: "not treating {evidence} as evidence (deferred, not decided)",
+}
+_LABELS = {Evidence.NXDOMAIN: "NXDOMAIN", Evidence.NO_MAIL_HOST: "'no mail host'"}
+
+
+def defer(deferral: Deferral, evidence: Evidence, health_reason: str, retry_after: float) -> Retry:
+    """The :class:`Retry` for ``evidence`` gathered while a health check fails (whatever the
+    attempt): ``"dns_unhealthy: DNS looks unhealthy: ...; not treating nxdomain as
+    evidence"``."""
+    tail = _NOT_EVIDENCE[deferral].format(evidence=_LABELS.get(evidence, evidence.value))
+    return Retry(after_seconds=retry_after, reason=f"{deferral.value}: {health_reason}; {tail}")
+
 
 # The extra fields every engine result carries, in export order (None when not applicable).
 EXTRA_FIELDS = (
