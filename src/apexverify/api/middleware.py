@@ -1,5 +1,6 @@
-"""The v1 API's middleware: per-key rate limits with their headers, and the early 413 for a
-declared upload length over the limit (before the multipart parser spools the body).
+"""The v1 API's middleware: per-key rate limits with their headers, the early 413 for a
+declared upload length over the limit (before the multipart parser spools the body), and
+``nosniff`` / ``no-store`` on every answer (``web/headers.py``).
 
 Plain ASGI, not ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` wraps every
 response in a stream and a task group, which measurably costs the event loop on a busy
@@ -14,6 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings import Settings
+from ..web.headers import API_HEADERS, FixedHeadersMiddleware
 from .ratelimit import RateLimiter
 
 # Room for the multipart envelope and the form fields around the file itself.
@@ -74,8 +76,10 @@ class RateLimitMiddleware:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    limiter = RateLimiter(settings.rate_limit_per_minute, settings.redis_url)
+    limiter = RateLimiter.from_settings(settings)
     app.state.limiter = limiter  # the dashboard's sign-in uses it too
     app.add_middleware(
         RateLimitMiddleware, limiter=limiter, max_upload_bytes=settings.max_upload_bytes
     )
+    # Added last, so outside the limiter: its 429s and 413s get these headers too.
+    app.add_middleware(FixedHeadersMiddleware, prefix="/v1/", headers=API_HEADERS)

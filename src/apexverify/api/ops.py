@@ -1,9 +1,12 @@
 """Operations endpoints: liveness, readiness and Prometheus metrics (not under /v1, not
-rate limited, no API key: expose them only on the internal network)."""
+rate limited, no API key: expose them only on the internal network). ``/metrics`` wants a
+bearer token when ``APEXVERIFY_METRICS_TOKEN`` is set: its figures (request counts, queue
+depths) are nobody else's business."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
@@ -67,6 +70,22 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # Constant time: the comparison does not tell a prober how much of its guess was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode("utf-8")
+    )
+
+
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    token = services.settings.metrics_token
+    if token and not _bearer_matches(request, token):
+        return JSONResponse(
+            {"message": "Unauthorized"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

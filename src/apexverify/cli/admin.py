@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..composition import build_services
+    from .server import header_timeout_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -118,6 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         log_level="info",
         timeout_graceful_shutdown=5,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
     )
     return 0
 

@@ -4,13 +4,15 @@ except 422, which keeps FastAPI's ``{"detail": [...]}``. Nothing ever leaks a tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ApexError, ParseError
 
@@ -44,6 +46,41 @@ def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 # Renders an error as a page for browser paths (the dashboard): (request, status, message).
 HtmlError = Callable[[Request, int, str], Response]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class CatchAllMiddleware:
+    """Turns an exception that no handler took into the 500 answer, without re-raising.
+
+    Starlette's outermost ``ServerErrorMiddleware`` sends the same answer but then re-raises,
+    and uvicorn closes the connection: the client's next pooled request fails too. Innermost
+    (inside every other middleware), so the 500 also gets the rate-limit and security headers
+    and is counted in the metrics. An exception after the response started still propagates:
+    closing the connection is then the only way to say the body is cut short.
+    """
+
+    def __init__(self, app: ASGIApp, handler: ErrorHandler) -> None:
+        self.app = app
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:
+            if started:
+                raise
+            response = await self.handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def install(
@@ -93,3 +130,6 @@ def install(
             },
             status_code=500,
         )
+
+    # Appended, not add_middleware (which prepends): innermost whatever installs follow.
+    app.user_middleware.append(Middleware(CatchAllMiddleware, handler=_unexpected))

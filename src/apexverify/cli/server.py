@@ -1,0 +1,85 @@
+"""uvicorn's HTTP protocol with a deadline on the request line and headers.
+
+uvicorn times out idle keep-alive connections (``timeout_keep_alive``) but nothing else: a
+client that opens a socket and sends a request one header byte at a time (slowloris) holds the
+connection, and its slot of the event loop's file descriptors, for as long as it likes. Here a
+request's line and headers must be complete within ``header_timeout`` seconds of their first
+byte (of the connection, for the first request); otherwise the connection is closed. The
+deadline is not reset by each byte that trickles in: that is the whole point. Reading the
+body and running the app are not limited by it.
+
+A subclass of uvicorn's httptools protocol (what uvicorn's "auto" picks with
+``uvicorn[standard]``), hooking the parser's ``on_message_begin`` / ``on_headers_complete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    header_timeout: float = 10.0
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()  # a socket that never sends a byte is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    # httptools parser callbacks: the first byte of a request, and the end of its headers.
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(
+                self.header_timeout, self._header_deadline_passed
+            )
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_deadline_passed(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        self.logger.info("Closing a connection whose request headers took too long.")
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The late headers are a pipelined request's: finish the answer in flight first,
+            # then close (as uvicorn's own graceful shutdown does).
+            self.cycle.keep_alive = False
+        else:
+            self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+    """The protocol class bound to ``seconds``: uvicorn builds protocols from a class alone."""
+
+    class Bound(HeaderTimeoutProtocol):
+        header_timeout = seconds
+
+    return Bound
