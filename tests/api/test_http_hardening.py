@@ -91,10 +91,10 @@ def test_a_prompt_request_on_a_kept_connection_is_answered_after_the_deadline(
     hardened: LiveServer,
 ) -> None:
     # The deadline counts from a request's first byte: a keep-alive connection whose next
-    # request comes 1.5 s later is still served (the idle limit is 5 s).
+    # request comes 1.2 s later is still served (the idle limit is 5 s).
     conn = http.client.HTTPConnection("127.0.0.1", hardened.port, timeout=10)
     try:
-        for pause in (1.5, 0):
+        for pause in (1.2, 0):
             conn.request("GET", "/healthz")
             answer = conn.getresponse()
             answer.read()
