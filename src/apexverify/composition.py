@@ -26,7 +26,7 @@ from .settings import Settings
 from .storage import make_storage
 from .store.db import Store
 from .store.migrate import upgrade
-from .verify.base import VerifierFactory
+from .verify.base import HealthReporter, VerifierFactory
 from .verify.registry import EngineFactory
 
 
@@ -42,6 +42,8 @@ def build_services(
         factory = EngineFactory(settings, on_smtp_reply=metrics.count_smtp_reply)
         factory.check()
         engines = factory
+    # /metrics exports the engines' environment checks (verify/ cannot import metrics).
+    metrics.watch_environment(engines.health if isinstance(engines, HealthReporter) else None)
     store = Store(settings.database_url)
     return Services(
         settings=settings,

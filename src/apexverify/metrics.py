@@ -2,12 +2,22 @@
 
 Counters are per process: scrape every API process and every worker (``apexverify worker
 --metrics-port``) and sum in Prometheus. The queue gauges (``jobs/queue_metrics.py``) are read
-from PostgreSQL at scrape time, so they are cluster-wide whichever process answers.
+from PostgreSQL at scrape time, so they are cluster-wide whichever process answers. The
+environment gauges (:class:`EnvironmentCollector`) are the email engine's health checks of
+this process, read at scrape time through a callable the composition root registers.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter("apexverify_http_requests_total", "HTTP requests answered", ["method", "status"])
 REQUEST_SECONDS = Histogram("apexverify_http_request_seconds", "HTTP request latency")
@@ -34,3 +44,79 @@ def count_smtp_reply(stage: str, code: int) -> None:
     (catch-all probes included), RSET and QUIT."""
     reply_class = f"{code // 100}xx" if 200 <= code < 600 else "other"
     SMTP_REPLIES.labels(reply_class, stage).inc()
+
+
+class EnvironmentCheck(Protocol):
+    """One environment check as the engines report it (``verify.base.HealthCheck``; this
+    module sits below the engines and cannot import them)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def details(self) -> Mapping[str, Any]: ...
+
+
+EnvironmentSource = Callable[[], Sequence[EnvironmentCheck]]
+
+
+class EnvironmentCollector(Collector):
+    """The engines' environment checks at scrape time (last known state, no network I/O):
+    ``apexverify_environment_healthy{check}``, the DNS answer shares of the health window,
+    the age of the last canary check and the MX hosts failing before greeting."""
+
+    def __init__(self) -> None:
+        self.source: EnvironmentSource | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self.source
+        try:
+            checks = list(source()) if source is not None else []
+        except Exception:  # a scrape must not fail because a health report did
+            log.exception("environment health report failed")
+            checks = []
+        healthy = GaugeMetricFamily(
+            "apexverify_environment_healthy",
+            "1 when the environment check passes (dns, smtp_outbound), 0 when it fails",
+            labels=["check"],
+        )
+        shares = GaugeMetricFamily(
+            "apexverify_dns_answer_share",
+            "Share of each answer kind among the recent DNS answers of the email engine",
+            labels=["answer"],
+        )
+        answers = GaugeMetricFamily(
+            "apexverify_dns_answers_window", "DNS answers in the health window"
+        )
+        canary_age = GaugeMetricFamily(
+            "apexverify_dns_canary_check_age_seconds", "Seconds since the last DNS canary check"
+        )
+        failed_hosts = GaugeMetricFamily(
+            "apexverify_smtp_outbound_failed_hosts",
+            "Distinct MX hosts that failed before greeting since the last greeting",
+        )
+        for check in checks:
+            healthy.add_metric([check.name], 1.0 if check.ok else 0.0)
+            details = check.details
+            for answer, share in dict(details.get("answer_shares") or {}).items():
+                shares.add_metric([str(answer)], float(share))
+            if isinstance(details.get("answers"), int):
+                answers.add_metric([], float(details["answers"]))
+            if isinstance(details.get("canary_check_age_seconds"), int | float):
+                canary_age.add_metric([], float(details["canary_check_age_seconds"]))
+            if isinstance(details.get("failed_hosts"), int):
+                failed_hosts.add_metric([], float(details["failed_hosts"]))
+        yield from (healthy, shares, answers, canary_age, failed_hosts)
+
+
+ENVIRONMENT = EnvironmentCollector()
+REGISTRY.register(ENVIRONMENT)
+
+
+def watch_environment(source: EnvironmentSource | None) -> None:
+    """Export the checks ``source`` reports (the composition root hands in the engine
+    factory's ``health``); the latest call wins, None exports nothing."""
+    ENVIRONMENT.source = source

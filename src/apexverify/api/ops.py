@@ -56,16 +56,42 @@ async def _redis_check(url: str) -> str:
         await client.aclose()
 
 
+async def _environment_checks(services: Services) -> tuple[dict[str, Any], bool]:
+    """The engines' environment checks (``dns``, ``smtp_outbound``: docs/results.md,
+    "Unhealthy environment"), stale ones refreshed, and whether they allow readiness."""
+    from ..verify.base import HealthReporter  # kept beside its only use in this module
+
+    if not isinstance(services.engines, HealthReporter):
+        return {}, True  # a factory that measures nothing (test fakes)
+    checks = await services.engines.check_health()
+    report = {
+        check.name: {
+            "ok": check.ok,
+            "reason": check.reason,
+            "affects_readiness": check.affects_readiness,
+            "details": check.details,
+        }
+        for check in checks
+    }
+    return report, all(check.ok for check in checks if check.affects_readiness)
+
+
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to take traffic: database reachable, schema current, Redis reachable if used."""
+    """Ready to take traffic: database reachable, schema current, Redis reachable if used,
+    and DNS telling the truth (a failing ``smtp_outbound`` check is reported, not fatal)."""
     services: Services = request.app.state.services
     checks = await asyncio.to_thread(_database_checks, services)
     if services.settings.redis_url:
         checks["redis"] = await _redis_check(services.settings.redis_url)
-    ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
+    environment, environment_ok = await _environment_checks(services)
+    ready = (
+        all(value == "ok" for value in checks.values())
+        and "migrations" in checks
+        and environment_ok
+    )
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {"status": "ready" if ready else "not_ready", "checks": checks, "environment": environment},
         status_code=200 if ready else 503,
     )
 
