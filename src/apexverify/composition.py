@@ -23,7 +23,7 @@ from .batches.retry import RetryPolicy
 from .jobs.base import JobQueue
 from .jobs.select import make_queue, prepare_schema
 from .settings import Settings
-from .storage import make_storage
+from .storage import make_storage, sweep_leftovers
 from .store.db import Store
 from .store.migrate import upgrade
 from .verify.base import HealthReporter, VerifierFactory
@@ -66,6 +66,9 @@ def prepare_database(services: Services) -> None:
 async def running(services: Services, *, parse_pool: bool = True) -> AsyncIterator[Services]:
     """The background side of a serving process: tasks registered, the queue executing (and
     sweeping up what a previous process left unfinished) until the block ends."""
+    # Temporary files a killed process left (a half-copied upload, an export): only those no
+    # live process can own are removed, which storage/tempfiles.py decides.
+    await asyncio.to_thread(sweep_leftovers, services.settings)
     periodic = tasks.register(services)
     await services.queue.start(periodic)
     # Warm the parse workers in the background; the server is usable meanwhile.

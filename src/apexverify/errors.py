@@ -11,7 +11,8 @@
     ├── NotFound (404)
     ├── Conflict (409)
     │   └── NotCancellable
-    └── PayloadTooLarge (413)
+    ├── PayloadTooLarge (413)
+    └── StorageFull (507)
 
     ConfigurationError (a ValueError: a setting is wrong; raised at start-up)
 """
@@ -74,6 +75,16 @@ class NotCancellable(Conflict):
 class PayloadTooLarge(ApexError):
     status_code = 413
     default_message = "The uploaded file is larger than this server accepts."
+
+
+class StorageFull(ApexError):
+    """The disk (or the quota) ran out while a file was written; the partial file is gone
+    and nothing already stored was touched."""
+
+    status_code = 507
+    default_message = (
+        "The server's storage is full; the upload was not stored. Nothing else was changed."
+    )
 
 
 class ConfigurationError(ValueError):

@@ -3,9 +3,10 @@ middleware. Mounted beside the dashboard by ``apexverify/app.py``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
-from . import middleware, ops
+from ..settings import Settings
+from . import middleware, ops, upload_guard
 from .routers import account, batches, unit
 
 router = APIRouter()
@@ -14,6 +15,12 @@ router.include_router(account.router)
 router.include_router(unit.router)
 router.include_router(ops.router)
 
-install = middleware.install
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """The API's middleware. The upload guard goes first, so innermost: inside the rate limits
+    (a refused upload still counts against its key) and the fixed headers."""
+    upload_guard.install(app)
+    middleware.install(app, settings)
+
 
 __all__ = ["install", "router"]

@@ -1,6 +1,6 @@
-"""The v1 API's middleware: per-key rate limits with their headers, the early 413 for a
-declared upload length over the limit (before the multipart parser spools the body), and
-``nosniff`` / ``no-store`` on every answer (``web/headers.py``).
+"""The v1 API's middleware: per-key rate limits with their headers, and ``nosniff`` /
+``no-store`` on every answer (``web/headers.py``). The early 401/413 of uploads is
+``upload_guard.py``, inside these.
 
 Plain ASGI, not ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` wraps every
 response in a stream and a task group, which measurably costs the event loop on a busy
@@ -18,25 +18,11 @@ from ..settings import Settings
 from ..web.headers import API_HEADERS, FixedHeadersMiddleware
 from .ratelimit import RateLimiter
 
-# Room for the multipart envelope and the form fields around the file itself.
-_MULTIPART_OVERHEAD = 64 * 1024
-
-
-def _declared_too_large(scope: Scope, headers: Headers, max_bytes: int) -> bool:
-    length = headers.get("content-length", "")
-    return (
-        scope["method"] == "POST"
-        and scope["path"] == "/v1/batch"
-        and length.isdigit()
-        and int(length) > max_bytes + _MULTIPART_OVERHEAD
-    )
-
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
         self.limiter = limiter
-        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -56,14 +42,6 @@ class RateLimitMiddleware:
             )
             await refused(scope, receive, send)
             return
-        if _declared_too_large(scope, headers, self.max_upload_bytes):
-            too_large = JSONResponse(
-                {"message": f"The file is larger than {self.max_upload_bytes} bytes."},
-                status_code=413,
-                headers=extra,
-            )
-            await too_large(scope, receive, send)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -78,8 +56,6 @@ class RateLimitMiddleware:
 def install(app: FastAPI, settings: Settings) -> None:
     limiter = RateLimiter.from_settings(settings)
     app.state.limiter = limiter  # the dashboard's sign-in uses it too
-    app.add_middleware(
-        RateLimitMiddleware, limiter=limiter, max_upload_bytes=settings.max_upload_bytes
-    )
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     # Added last, so outside the limiter: its 429s and 413s get these headers too.
     app.add_middleware(FixedHeadersMiddleware, prefix="/v1/", headers=API_HEADERS)

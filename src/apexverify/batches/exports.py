@@ -5,22 +5,28 @@ unit of work."""
 
 from __future__ import annotations
 
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..errors import NotExportable
+from ..errors import NotExportable, StorageFull
 from ..export.json_export import stream_json
 from ..export.xlsx_export import write_xlsx
+from ..storage import exports_dir
+from ..storage.tempfiles import OwnedFile, create_owned, is_disk_full, temp_name
 from ..store.models import Batch
 from . import states
 from .context import Services
 from .repository import records
 from .service import get_batch
 from .views import found_content, found_cost, iso
+
+_EXPORT_DISK_FULL = (
+    "The server's storage is full; the export could not be written. Nothing was changed."
+)
 
 
 def exportable(session: Session, account_id: str, batch_uuid: str) -> Batch:
@@ -55,19 +61,34 @@ def json_chunks(
         )
 
 
-def xlsx_file(services: Services, batch: Batch) -> Path:
-    exports = (services.settings.storage_dir or services.settings.data_dir) / "exports"
-    exports.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the response deletes it after sending
-        dir=exports, prefix=f"{batch.uuid}-", suffix=".xlsx", delete=False
-    )
-    handle.close()
-    path = Path(handle.name)
+def xlsx_file(services: Services, batch: Batch) -> OwnedFile:
+    """The workbook in a locked temporary file of the exports folder: written as ``.part``,
+    renamed ``.xlsx`` once complete, so a partial one is always recognisable (and swept at
+    start, ``storage/tempfiles.py``). The caller discards it once sent. A full disk is
+    :class:`StorageFull` (507) and leaves nothing behind."""
+    folder = exports_dir(services.settings)
+    stem = f"{batch.uuid}-{secrets.token_hex(6)}"
+    try:
+        owned = create_owned(folder, temp_name(stem))
+        try:
+            _write_workbook(services, batch, owned.path)
+            owned.rename(folder / temp_name(stem, ".xlsx"))
+        except BaseException:
+            owned.discard()
+            raise
+    except Exception as exc:
+        # XlsxWriter wraps some OS errors in its own exceptions; the cause chain tells.
+        if is_disk_full(exc):
+            raise StorageFull(_EXPORT_DISK_FULL) from exc
+        raise
+    return owned
+
+
+def _write_workbook(services: Services, batch: Batch, path: Path) -> None:
     summary = _summary_rows(batch)
     with services.store.read() as session:
         rows = records.iter_export_rows(session, batch.pk, unique_values=False)
         write_xlsx(path, batch.record_type, summary, rows)
-    return path
 
 
 def _summary_rows(batch: Batch) -> list[tuple[str, Any]]:

@@ -14,7 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from ..accounts import service as accounts
 from ..batches import exports, service, states, views
@@ -24,8 +24,8 @@ from ..errors import ApexError
 from ..store.models import Batch
 from ..web.deps import ReadTx, Svc, WriteTx
 from ..web.downloads import ExportFormat, export_response
-from ..web.uploads import accept_upload
-from .auth import Form, User
+from ..web.uploads import BodyTooLarge, accept_upload, capped_request
+from .auth import Form, User, checked_form
 from .forms import UploadForm, defaults, read_parameters, read_upload_form
 from .render import page
 
@@ -73,7 +73,26 @@ def _upload_form(request: Request, user: Any, form: UploadForm, status: int = 20
 
 
 @router.post("/batches/new")
-async def upload(request: Request, user: User, services: Svc, tx: WriteTx, raw: Form) -> Response:
+async def upload(request: Request, user: User, services: Svc, tx: WriteTx) -> Response:
+    # The form is read here, not by the ``Form`` dependency, so that its body is capped as an
+    # upload's while it streams (web/uploads.py): an oversized file is cut off before it is
+    # spooled to disk. ``User`` has checked the session before any byte is read.
+    try:
+        raw = await checked_form(capped_request(request), services)
+    except BodyTooLarge as exc:
+        form = UploadForm(values=defaults(), errors={"file": str(exc.detail)})
+        refused = _upload_form(request, user, form, status=413)
+        refused.headers["Connection"] = "close"  # the server stops reading the rest
+        return refused
+    try:
+        return await _create_batch(request, user, services, tx, raw)
+    finally:
+        await raw.close()  # the spooled file goes now rather than when collected
+
+
+async def _create_batch(
+    request: Request, user: Any, services: Services, tx: Session, raw: FormData
+) -> Response:
     form = read_upload_form(raw)
     file = raw.get("file")
     if not isinstance(file, UploadFile) or not file.filename:

@@ -4,7 +4,10 @@ A file's *locator* (stored in ``batches.file_path``) is either an absolute path 
 directory (the default: local disk, or a directory every machine mounts) or
 ``s3://bucket/key`` in an S3-compatible bucket (``APEXVERIFY_STORAGE_URL``). Readers always
 get a local path: the S3 backend downloads a file once per machine into a cache directory.
-Exports are not stored: each is written on request by the API process that serves it.
+Exports are not stored: each is written on request by the API process that serves it, into
+:func:`exports_dir`, and removed once sent. Temporary files (an upload being copied, an export
+being written or sent) follow :mod:`.tempfiles`, and :func:`sweep_leftovers` removes those a
+killed process left.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from ..settings import Settings
+from . import tempfiles
 
 
 class UploadStorage(ABC):
@@ -55,3 +59,17 @@ def make_storage(settings: Settings) -> UploadStorage:
     if settings.storage_url:
         raise ValueError("APEXVERIFY_STORAGE_URL must be empty or s3://bucket[/prefix]")
     return LocalStorage()
+
+
+def exports_dir(settings: Settings) -> Path:
+    """Where XLSX exports are written before they are sent (and removed)."""
+    return (settings.storage_dir or settings.data_dir) / "exports"
+
+
+def sweep_leftovers(settings: Settings) -> list[Path]:
+    """Remove the temporary files that killed processes left in the upload and export
+    folders; which ones are safe to remove is decided in :mod:`.tempfiles`."""
+    return [
+        *tempfiles.sweep(settings.uploads_dir, (tempfiles.PART,)),
+        *tempfiles.sweep(exports_dir(settings), (tempfiles.PART, ".xlsx")),
+    ]

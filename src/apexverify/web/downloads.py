@@ -6,14 +6,30 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from ..batches import exports
 from ..batches.context import Services
+from ..storage.tempfiles import OwnedFile
 from ..store.models import Batch
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ExportFormat = Literal["json", "xlsx"]
+
+
+class TemporaryFileResponse(FileResponse):
+    """Sends an export's temporary file, then removes it, however the sending ends: a
+    background task would not run when the client goes away mid-download."""
+
+    def __init__(self, owned: OwnedFile, *, media_type: str, filename: str) -> None:
+        super().__init__(owned.path, media_type=media_type, filename=filename)
+        self.owned = owned
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.owned.discard()
 
 
 def export_response(
@@ -33,10 +49,6 @@ def export_response(
             media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    path = exports.xlsx_file(services, batch)
-    return FileResponse(
-        path,
-        media_type=XLSX_TYPE,
-        filename=filename,
-        background=BackgroundTask(path.unlink, missing_ok=True),
+    return TemporaryFileResponse(
+        exports.xlsx_file(services, batch), media_type=XLSX_TYPE, filename=filename
     )
