@@ -142,6 +142,9 @@ def test_ctrl_c_mid_verification_then_resume(make_server, tmp_path: Path) -> Non
     )
     child.expect("Verifying")
     child.sendintr()
+    child.expect(r"Cancel batch [0-9a-f-]{36}\? \[y/N\]")  # the offer; "n" declines it
+    child.sendline("n")
+    child.expect("Left running")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130

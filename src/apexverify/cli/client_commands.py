@@ -3,7 +3,8 @@
 Exit codes (also in docs/client.md):
 0 success, 1 other error, 2 usage, 3 authentication, 4 insufficient credits, 5 not found,
 6 batch ended in internal_error, 7 still rate-limited after waiting, 8 launch declined,
-130 interrupted.
+130 interrupted (Ctrl-C; while a launched batch runs, ``verify`` first offers to cancel it:
+"y" cancels it and exits 0, anything else leaves it running on the server).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,6 +33,7 @@ from ..client import (
     NotFound,
     RateLimited,
 )
+from ..client._models import Cancellation  # not re-exported by apexverify.client (yet)
 
 EXIT_CODES: dict[type[BaseException], int] = {
     AuthenticationError: 3,
@@ -89,6 +92,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     delete.add_argument("uuid")
     add_client_options(delete)
     delete.set_defaults(handler=_guard(_batches_delete))
+    cancel = bsub.add_parser(
+        "cancel", help="stop a running batch: the records not verified yet are refunded"
+    )
+    cancel.add_argument("uuid")
+    add_client_options(cancel)
+    cancel.set_defaults(handler=_guard(_batches_cancel))
 
     unit = sub.add_parser("unit", help="verify one email or phone in real time")
     unit.add_argument("value")
@@ -98,11 +107,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     unit.set_defaults(handler=_guard(_unit))
 
 
-def _client(args: argparse.Namespace) -> Client:
-    return Client(
+def _client(args: argparse.Namespace) -> _WatchingClient:
+    return _WatchingClient(
         args.api_key or os.environ.get("APEXVERIFY_API_KEY"),
         args.url or os.environ.get("APEXVERIFY_URL"),
     )
+
+
+class _WatchingClient(Client):
+    """Remembers the batch that is (or may be) running, so that Ctrl-C during ``verify``
+    can offer to cancel it: the workflow's own calls are the only place that knows."""
+
+    running: str | None = None
+
+    def launch(self, batch_uuid: str) -> str:
+        # Before the call: a Ctrl-C while the answer is on its way must still offer the
+        # cancel (the server may have launched it); a 409 then says it was not running.
+        self.running = batch_uuid
+        return super().launch(batch_uuid)
+
+    def status(self, batch_uuid: str) -> BatchStatus:
+        status = super().status(batch_uuid)
+        self.running = batch_uuid if status.status == "verification_ongoing" else None
+        return status
 
 
 def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -186,7 +213,7 @@ def _confirm(args: argparse.Namespace) -> Callable[[BatchStatus], bool]:
             )
         if args.yes:
             return True
-        errors.print("Launch and spend these credits? [y/N] ", end="")
+        errors.print(escape("Launch and spend these credits? [y/N] "), end="")
         try:
             answer = input()
         except EOFError:
@@ -206,19 +233,26 @@ def _verify(args: argparse.Namespace) -> int:
         "remove_duplicate": not args.keep_duplicates,
         f"remove_wrong_{args.type}_format": not args.keep_wrong,
     }
-    with _client(args) as client, _progress(not args.json) as on_progress:
-        result = client.verify_file(
-            args.file,
-            type=args.type,
-            target_country=args.country,
-            name=args.name,
-            batch_uuid=args.resume,
-            outputs=args.output,
-            confirm=_confirm(args),
-            on_progress=on_progress,
-            initial_delay=args.poll,
-            **params,
-        )
+    client = _client(args)
+    with client:
+        try:
+            with _progress(not args.json) as on_progress:
+                result = client.verify_file(
+                    args.file,
+                    type=args.type,
+                    target_country=args.country,
+                    name=args.name,
+                    batch_uuid=args.resume,
+                    outputs=args.output,
+                    confirm=_confirm(args),
+                    on_progress=on_progress,
+                    initial_delay=args.poll,
+                    **params,
+                )
+        except KeyboardInterrupt:
+            if client.running is None:
+                raise  # nothing launched: plain interruption (130)
+            return _offer_cancel(args, client, client.running)
     stats = result.status.stats or {}
     if args.json:
         print(
@@ -285,6 +319,46 @@ def _batches_export(args: argparse.Namespace) -> int:
     with _client(args) as client:
         target.write_bytes(client.export(args.uuid, fmt))
     print(json.dumps({"output": str(target)}) if args.json else f"wrote {target}")
+    return 0
+
+
+def _offer_cancel(args: argparse.Namespace, client: Client, batch_uuid: str) -> int:
+    """Ctrl-C while a launched batch runs: the server goes on with it unless cancelled here.
+    "y" cancels (exit 0); anything else, or no answer, leaves it running (exit 130). A second
+    Ctrl-C at the prompt is a plain interruption."""
+    errors.print(f"Cancel batch {batch_uuid}? [y/N] ", end="", markup=False, highlight=False)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in {"y", "yes"}:
+        errors.print(
+            f"Left running. Resume with: apexverify verify --resume {batch_uuid}",
+            markup=False,
+            highlight=False,
+        )
+        return 130
+    _print_cancellation(args, batch_uuid, client.cancel(batch_uuid))
+    return 0
+
+
+def _print_cancellation(args: argparse.Namespace, batch_uuid: str, done: Cancellation) -> None:
+    if args.json:
+        print(json.dumps({"batch_uuid": batch_uuid, **done.raw}))
+        return
+    console.print(
+        f"cancelled {batch_uuid}: {done.records_cancelled} records were not verified; "
+        f"{done.refunded_credits:g} credits refunded. The results so far: "
+        f"apexverify batches export {batch_uuid} --output results.xlsx",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _batches_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        done = client.cancel(args.uuid)
+    _print_cancellation(args, args.uuid, done)
     return 0
 
 

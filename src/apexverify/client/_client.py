@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack
 import httpx
 
 from ._errors import RateLimited, TransportError, error_for
-from ._models import BatchPage, BatchStatus, BatchSummary, Credits, Upload
+from ._models import BatchPage, BatchStatus, BatchSummary, Cancellation, Credits, Upload
 
 if TYPE_CHECKING:
     from ._workflow import VerifyResult
@@ -97,6 +97,9 @@ class _Base:
 
     def _ep_status(self, batch_uuid: str) -> _Call[BatchStatus]:
         return _Call("GET", f"/v1/batch/{batch_uuid}", {}, _json(BatchStatus.parse))
+
+    def _ep_cancel(self, batch_uuid: str) -> _Call[Cancellation]:
+        return _Call("POST", f"/v1/batch/{batch_uuid}/cancel", {}, _json(Cancellation.parse))
 
     def _ep_export(
         self, batch_uuid: str, format: str, include_details: bool, include_statistics: bool
@@ -222,6 +225,12 @@ class Client(_Base):
     def status(self, batch_uuid: str) -> BatchStatus:
         return self._call(self._ep_status(batch_uuid))
 
+    def cancel(self, batch_uuid: str) -> Cancellation:
+        """Stop a running batch (an ApexVerify extension): it ends ``verification_done``, the
+        records not verified yet end ``unknown`` and are refunded. :class:`APIError` with
+        ``status_code`` 409 when it is not running (the message says why)."""
+        return self._call(self._ep_cancel(batch_uuid))
+
     def export(
         self,
         batch_uuid: str,
@@ -344,6 +353,10 @@ class AsyncClient(_Base):
 
     async def status(self, batch_uuid: str) -> BatchStatus:
         return await self._call(self._ep_status(batch_uuid))
+
+    async def cancel(self, batch_uuid: str) -> Cancellation:
+        """See :meth:`Client.cancel`."""
+        return await self._call(self._ep_cancel(batch_uuid))
 
     async def export(
         self,

@@ -76,6 +76,9 @@ class BatchStatus:
     verified: int = 0
     to_verify: int = 0
     message: str | None = None
+    # Extension fields of a finished batch: it was cancelled (``Client.cancel``), and when.
+    cancelled: bool = False
+    cancelled_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -89,12 +92,28 @@ class BatchStatus:
             verified=int(progress.get("verified", 0)),
             to_verify=int(progress.get("total", 0)),
             message=data.get("message"),
+            cancelled=bool(data.get("cancelled", False)),
+            cancelled_at=data.get("cancelled_at"),
             raw=data,
         )
 
     @property
     def done(self) -> bool:
         return self.status == "verification_done"
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """The answer of ``POST /v1/batch/{uuid}/cancel`` (an ApexVerify extension): how many
+    records ended without being verified, and the batch's whole refund in credits."""
+
+    records_cancelled: int
+    refunded_credits: float
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Cancellation:
+        return cls(int(data["records_cancelled"]), float(data["refunded_credits"]), data)
 
 
 @dataclass(frozen=True)
