@@ -4,7 +4,9 @@
                    ^   |   \\                 |                   |         \\
                    |   v    -> internal_error |                   v          -> internal_error
                    +---+---------<------------+           verification_done     (refunded)
-              PUT / PATCH re-parse (until launch)
+              PUT / PATCH re-parse (until launch)      (nothing left, or ended early:
+                                                        cancelled / stall deadline, the
+                                                        rest unknown and refunded)
 
 ``transition`` is the only way a status changes after the upload: a compare-and-set on the
 current status (and the parse generation where it matters), so two workers, a PUT racing a
