@@ -4,6 +4,8 @@ conclusive answer is charged as before. Against the loopback DNS + SMTP lab."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.api.test_email_batch_lab import env_for
@@ -61,3 +63,32 @@ async def test_unit_answers_within_its_budget_and_refunds_inconclusive(make_serv
             assert second["valid"] is True
             assert "retry_after" not in second
             assert await balance() == 9
+
+            # One rule for both paths: a bare 550 (stock Exim) is unknown in a unit call and
+            # in a batch where another address of the domain is accepted.
+            bare = f"nobody@{d.plain550}"
+            assert (await unit(bare))["evidence"] == "unspecified"
+            batch = await _run_batch(client, [f"bob@{d.plain550}", bare])
+            assert batch[f"bob@{d.plain550}"]["valid"] is True
+            assert batch[bare]["unknown"] is True
+            assert batch[bare]["evidence"] == "unspecified"
+
+
+async def _run_batch(client: httpx.AsyncClient, addresses: list[str]) -> dict:  # type: ignore[type-arg]
+    upload = await client.post(
+        "/v1/batch",
+        files={"file": ("l.txt", "\n".join(addresses).encode(), "text/plain")},
+        data={"name": "one rule", "type": "email", "target_country": "US"},
+    )
+    path = f"/v1/batch/{upload.json()['batch_uuid']}"
+    for wanted in ("ready_for_verification", "verification_done"):
+        for _ in range(300):
+            status = (await client.get(path)).json()["status"]
+            if status == wanted:
+                break
+            await asyncio.sleep(0.1)
+        assert status == wanted
+        if wanted == "ready_for_verification":
+            assert (await client.post(path)).json() == {"status": "ok"}
+    export = await client.get(f"{path}/export", params={"format": "json"})
+    return dict(export.json())

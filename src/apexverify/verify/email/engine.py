@@ -162,7 +162,6 @@ class EmailVerifier(Verifier):
         self._connections = asyncio.Semaphore(max(1, settings.smtp_max_connections))
         self._catch_all = CatchAllCache()
         self._dead: dict[str, tuple[float, Evidence, str]] = {}
-        self._accepting_domains: set[str] = set()  # a real recipient got 2xx here
         self._pool = IdlePool(
             per_key=settings.smtp_max_connections_per_mx,
             total=settings.smtp_max_idle_connections,
@@ -384,28 +383,16 @@ class EmailVerifier(Verifier):
         answers: dict[str, _Answer] = {}
         for address in addresses:
             answer = raw[address]
-            if answer.evidence is Evidence.ACCEPTED:
-                if catch_all == "yes":
-                    answer = _Answer(
-                        Evidence.CATCH_ALL,
-                        answer.mx_host,
-                        answer.reply,
-                        "the server also accepts a random recipient",
-                    )
-                else:
-                    self._accepting_domains.add(domain)
+            if answer.evidence is Evidence.ACCEPTED and catch_all == "yes":
+                answer = _Answer(
+                    Evidence.CATCH_ALL,
+                    answer.mx_host,
+                    answer.reply,
+                    "the server also accepts a random recipient",
+                )
+            # A bare 550 stays UNSPECIFIED whatever else the domain answered: a verdict rests
+            # on the evidence about this address alone (docs/results.md, "One rule").
             answers[address] = answer
-        if domain in self._accepting_domains and catch_all != "yes":
-            # A bare 550 (no enhanced code) may be a mailbox or a policy refusal; when the
-            # same domain accepted other recipients from us, it is about the mailbox.
-            for address, answer in answers.items():
-                if answer.evidence is Evidence.UNSPECIFIED and answer.reply is not None:
-                    answers[address] = _Answer(
-                        Evidence.USER_UNKNOWN,
-                        answer.mx_host,
-                        answer.reply,
-                        "rejected while other recipients of the domain were accepted",
-                    )
         return answers
 
     async def _session(self, target: Target, recipients: list[str]) -> SessionResult:
