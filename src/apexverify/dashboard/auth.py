@@ -80,7 +80,7 @@ async def signin(request: Request, services: Svc, form: Form) -> Response:
         return page(
             request,
             "signin.html",
-            {"next": target, "error": "Too many attempts; wait a minute and try again."},
+            {"next": target, "error": "Too many attempts; wait a few seconds and try again."},
             status=429,
         )
     with services.store.read() as session:
