@@ -27,13 +27,13 @@ from ..client import (
     AuthenticationError,
     BatchFailed,
     BatchStatus,
+    Cancellation,
     Client,
     Declined,
     InsufficientCredits,
     NotFound,
     RateLimited,
 )
-from ..client._models import Cancellation  # not re-exported by apexverify.client (yet)
 
 EXIT_CODES: dict[type[BaseException], int] = {
     AuthenticationError: 3,

@@ -24,7 +24,16 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
-from ._models import BatchPage, BatchStatus, BatchSummary, Content, Cost, Credits, Upload
+from ._models import (
+    BatchPage,
+    BatchStatus,
+    BatchSummary,
+    Cancellation,
+    Content,
+    Cost,
+    Credits,
+    Upload,
+)
 from ._workflow import Declined, VerifyResult, verify_file
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "BatchPage",
     "BatchStatus",
     "BatchSummary",
+    "Cancellation",
     "Client",
     "Content",
     "Cost",

@@ -141,9 +141,13 @@ def _batch_context(session: Session, user: Any, batch: Batch) -> dict[str, Any]:
 
 
 @router.get("/batches/{batch_uuid}")
-def batch_page(request: Request, batch_uuid: UUID, user: User, tx: ReadTx) -> Response:
+def batch_page(
+    request: Request, batch_uuid: UUID, user: User, services: Svc, tx: ReadTx
+) -> Response:
     batch = service.get_batch(tx, user.account.id, str(batch_uuid))
-    return page(request, "batch.html", _batch_context(tx, user, batch))
+    deadline = round(services.settings.stall_deadline_seconds / 60)
+    context = _batch_context(tx, user, batch) | {"stall_deadline_minutes": deadline}
+    return page(request, "batch.html", context)
 
 
 @router.get("/batches/{batch_uuid}/status")

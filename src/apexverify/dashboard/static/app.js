@@ -27,6 +27,15 @@ function pollStatus(section) {
       set("[data-total]", body.progress.total);
       if (body.percent !== null) set("[data-percent]", body.percent.toFixed(1));
     }
+    const stall = section.querySelector("#stall");
+    if (stall && "stall" in body) {
+      stall.hidden = !body.stall;
+      if (body.stall) {
+        set("[data-stall-reason]", body.stall.reason);
+        const retry = body.stall.retry_at;
+        set("[data-stall-retry]", retry ? retry.replace("T", " ").replace("Z", " UTC") : "soon");
+      }
+    }
     setTimeout(tick, 1000);
   }
   setTimeout(tick, 1000);
