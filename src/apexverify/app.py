@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, dashboard, metrics
+from .api import docs as api_docs
 from .batches.context import Services
 from .composition import build_services, prepare_database, running
 from .jobs.queue_metrics import watch_queue
@@ -65,10 +66,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version="1.0.0",
         description="Self-hosted ApexVerify v1 API: batch verification of emails and phones.",
         lifespan=lifespan,
+        # Served by api.docs from local assets (FastAPI's own pages load them from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app, html_error=dashboard.error_page, html_paths=dashboard.owns)
     app.include_router(api.router)
+    api_docs.install(app)
     app.include_router(dashboard.router)
     dashboard.install(app)
     api.install(app, services.settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -15,26 +14,87 @@ from ...batches import exports, service, views
 from ...batches.params import BatchParameters
 from ...credits import from_milli
 from ...web.deps import ReadTx, Svc, WriteTx
-from ...web.downloads import ExportFormat, export_response
+from ...web.downloads import XLSX_TYPE, ExportFormat, export_response
 from ...web.uploads import accept_upload
 from ..deps import Auth
+from ..schemas import (
+    COUNTRY_CODES,
+    MAX_OFFSET,
+    Batch_status_v1_batch__batch_uuid__get_Response_200,
+    BatchDetails,
+    BatchList,
+    BatchParametersBody,
+    CancelResponse,
+    DateTimeQuery,
+    JsonExport,
+    LaunchResponse,
+    StatusOk,
+    Success,
+    UploadError,
+    UploadResponse,
+    answers,
+    reference_operation_id,
+)
 
-router = APIRouter(prefix="/v1/batch", tags=["batch"])
+router = APIRouter(
+    prefix="/v1/batch", tags=["batch"], generate_unique_id_function=reference_operation_id
+)
 # The upload accepts every optional parameter of PUT as a form field.
 _OPTIONAL_FORM_FIELDS = tuple(
     name for name in BatchParameters.model_fields if name not in ("type", "target_country")
 )
+_LOCKED = "The batch has been launched: its parameters can no longer change."
+_UNREADABLE = "The body is not readable text."
 
 
 def _params_or_422(data: dict[str, Any], loc: str) -> BatchParameters:
     try:
-        return BatchParameters.model_validate(data)
+        return BatchParametersBody.model_validate(data)
     except ValidationError as exc:
         errors = [{**e, "loc": (loc, *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
 
 
-@router.post("", summary="Upload a file")
+def _form_field(name: str) -> dict[str, Any]:
+    """A PUT parameter as a form field of the upload: the texts its JSON schema allows
+    (booleans as ``true``/``false``) and the empty string, which means "not given"."""
+    schema = BatchParametersBody.model_json_schema()["properties"][name]
+    texts = [""]
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "boolean":
+            texts += ["true", "false"]
+        texts += [text for text in option.get("enum", []) if text not in texts]
+    return {"type": "string", "enum": texts}
+
+
+def document_upload_form(document: dict[str, Any]) -> None:
+    """Adds the optional form fields to the upload's schema in the OpenAPI ``document``: the
+    upload reads them from the form by hand (below), so FastAPI does not see them."""
+    body = document["paths"]["/v1/batch"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    components = document["components"]["schemas"]
+    schema = components.pop(body["schema"]["$ref"].rsplit("/", 1)[1])
+    for name in _OPTIONAL_FORM_FIELDS:
+        schema["properties"][name] = _form_field(name)
+    # FastAPI's name for it, Body_upload-v-1-batch-post, says nothing to a reader.
+    schema["title"] = "UploadForm"
+    components["UploadForm"] = schema
+    body["schema"] = {"$ref": "#/components/schemas/UploadForm"}
+
+
+@router.post(
+    "",
+    summary="Upload a file",
+    response_model=None,
+    responses=answers(
+        UploadResponse,
+        400,
+        413,
+        422,
+        507,
+        models={400: UploadError},
+        notes={400: "The file cannot be read (status parse_error): UTF-8 text, one per line."},
+    ),
+)
 async def upload(
     request: Request,
     account: Auth,
@@ -43,10 +103,13 @@ async def upload(
     file: Annotated[UploadFile, File(description="UTF-8 text, one entry per line")],
     name: Annotated[str, Form(min_length=1, max_length=255)],
     type: Annotated[Literal["email", "phone"], Form()],
-    target_country: Annotated[str, Form()],
+    target_country: Annotated[
+        str, Form(description="ISO 3166-1 alpha-2", json_schema_extra={"enum": COUNTRY_CODES})
+    ],
     description: Annotated[str | None, Form(max_length=2048)] = None,
 ) -> dict[str, Any]:
-    """Step 1: upload a list. Parsing starts at once with the upload's parameters."""
+    """Step 1: upload a list. Parsing starts at once with the upload's parameters; every
+    optional parameter of PUT is also accepted as a form field (empty means not given)."""
     form = await request.form()
     data: dict[str, Any] = {"type": type, "target_country": target_country}
     for field in _OPTIONAL_FORM_FIELDS:
@@ -60,14 +123,14 @@ async def upload(
     return {"status": "ok", "batch_uuid": batch.uuid, "created_at": views.iso(batch.created_at)}
 
 
-@router.get("", summary="List batches")
+@router.get("", summary="List batches", response_model=None, responses=answers(BatchList, 422))
 def list_batches(
     account: Auth,
     tx: ReadTx,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Annotated[DateTimeQuery, Query()] = None,
+    created_before: Annotated[DateTimeQuery, Query()] = None,
 ) -> dict[str, Any]:
     """The account's batches, newest first, one page at a time."""
     page = service.list_batches(
@@ -86,31 +149,52 @@ def list_batches(
     }
 
 
-@router.put("/{batch_uuid}", summary="Configure parameters")
+@router.put(
+    "/{batch_uuid}",
+    summary="Configure parameters",
+    response_model=None,
+    responses=answers(Success, 400, 404, 422, notes={400: f"{_LOCKED} Or: {_UNREADABLE}"}),
+)
 def configure(
-    batch_uuid: UUID, body: dict[str, Any], account: Auth, services: Svc, tx: WriteTx
+    batch_uuid: UUID, body: BatchParametersBody, account: Auth, services: Svc, tx: WriteTx
 ) -> dict[str, str]:
     """Step 2: set parameters. The batch is re-parsed with them (status parsing_content), so
     the cost shown before launch is always the cost of the current parameters."""
-    params = _params_or_422(body, "body")
-    service.configure(services, tx, account.id, str(batch_uuid), params)
+    service.configure(services, tx, account.id, str(batch_uuid), body)
     return {"message": "Success"}
 
 
-@router.patch("/{batch_uuid}", summary="Trigger parsing")
+@router.patch(
+    "/{batch_uuid}",
+    summary="Trigger parsing",
+    response_model=None,
+    responses=answers(
+        StatusOk, 400, 404, 422, notes={400: f"{_LOCKED} Or: the file is no longer stored."}
+    ),
+)
 def trigger_parse(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Step 3: (re-)parse with the current parameters. Idempotent; refused once launched."""
     service.trigger_parse(services, tx, account.id, str(batch_uuid))
     return {"status": "ok"}
 
 
-@router.get("/{batch_uuid}/details", summary="Batch details")
+@router.get(
+    "/{batch_uuid}/details",
+    summary="Batch details",
+    response_model=None,
+    responses=answers(BatchDetails, 404, 422),
+)
 def details(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
     """Step 4: the Base / Pending / Final shape according to the status."""
     return views.details_view(service.get_batch(tx, account.id, str(batch_uuid)))
 
 
-@router.post("/{batch_uuid}", summary="Launch verification")
+@router.post(
+    "/{batch_uuid}",
+    summary="Launch verification",
+    response_model=None,
+    responses=answers(LaunchResponse, 402, 404, 422),
+)
 def launch(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Step 5: debit the net cost and start verifying (402 when credits are short)."""
     return {"status": service.launch(services, tx, account.id, str(batch_uuid))}
@@ -134,10 +218,17 @@ finished, or not launched: delete it instead); 404 when there is no such batch."
     "/{batch_uuid}/cancel",
     summary="Cancel a running batch (extension)",
     description=_CANCEL_DESCRIPTION,
-    responses={
-        404: {"description": "No such batch for this account"},
-        409: {"description": "The batch is not running; the message says why"},
-    },
+    response_model=None,
+    responses=answers(
+        CancelResponse,
+        404,
+        409,
+        422,
+        notes={
+            404: "No such batch for this account.",
+            409: "The batch is not running; the message says why.",
+        },
+    ),
 )
 def cancel(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, Any]:
     cancelled = service.cancel(services, tx, account.id, str(batch_uuid))
@@ -148,13 +239,41 @@ def cancel(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[
     }
 
 
-@router.get("/{batch_uuid}", summary="Batch status")
+@router.get(
+    "/{batch_uuid}",
+    summary="Batch Status",
+    response_model=None,
+    # The reference's own list, 400 and 403 included, though this server answers neither here.
+    responses=answers(
+        Batch_status_v1_batch__batch_uuid__get_Response_200,
+        400,
+        403,
+        404,
+        422,
+        description="Successful Response",
+    ),
+)
 def status(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
     """Step 6: the lightweight status, one variant of the reference's oneOf."""
     return views.status_view(service.get_batch(tx, account.id, str(batch_uuid)))
 
 
-@router.get("/{batch_uuid}/export", summary="Export results", response_model=None)
+@router.get(
+    "/{batch_uuid}/export",
+    summary="Export results",
+    response_model=None,
+    responses=answers(
+        JsonExport,
+        400,
+        404,
+        422,
+        507,
+        notes={400: "The batch is not verification_done yet."},
+        description="JSON keyed by the original value (format=json) or an XLSX workbook "
+        "(format=xlsx)",
+        content={XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    ),
+)
 def export(
     batch_uuid: UUID,
     account: Auth,
@@ -171,7 +290,14 @@ def export(
     )
 
 
-@router.delete("/{batch_uuid}", summary="Delete a batch")
+@router.delete(
+    "/{batch_uuid}",
+    summary="Delete a batch",
+    response_model=None,
+    responses=answers(
+        Success, 400, 404, 422, notes={400: "The batch is being parsed or verified."}
+    ),
+)
 def delete(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[str, str]:
     """Irreversible: removes the file and the results. Refused while parsing or verifying."""
     service.delete_batch(services, tx, account.id, str(batch_uuid))

@@ -6,16 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ...batches.params import UnitRequest
 from ...batches.unit import verify_unit
 from ...web.deps import Svc
 from ..deps import Auth
+from ..schemas import UnitBody, UnitResult, answers, reference_operation_id
 
-router = APIRouter(prefix="/v1", tags=["unit"])
+router = APIRouter(prefix="/v1", tags=["unit"], generate_unique_id_function=reference_operation_id)
 
 
-@router.post("/unit", summary="Verify one email or phone")
-async def unit(body: UnitRequest, account: Auth, services: Svc) -> dict[str, Any]:
+@router.post(
+    "/unit",
+    summary="Verify one email or phone",
+    response_model=None,
+    responses=answers(
+        UnitResult,
+        400,
+        402,
+        422,
+        notes={400: "The body is not readable text.", 402: "Not enough credits for one."},
+    ),
+)
+async def unit(body: UnitBody, account: Auth, services: Svc) -> dict[str, Any]:
     """The result object is one row of the JSON export. Credits are reserved and settled in
     short transactions of their own around the verification (see ``batches/unit.py``)."""
     return await verify_unit(services, account, body)
