@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -77,11 +78,20 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :])
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (every verified record's result) are encoded with orjson: the stdlib encoder
+# was a measured share of each verification chunk's write. Compact text, same values.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **_JSON)
 
 
 def _make_sqlite_engine(url: str) -> Engine:
@@ -95,6 +105,7 @@ def _make_sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 60},
         pool_size=20,
         max_overflow=20,
+        **_JSON,
     )
 
     @event.listens_for(engine, "connect")
