@@ -8,8 +8,12 @@ pool over all cores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -118,11 +122,39 @@ def pool_size(configured: int) -> int:
     return configured or os.cpu_count() or 1
 
 
+def _watch_server(server_pid: int) -> None:
+    """Pool worker initializer: end this worker, and the forkserver it came from, once the
+    server is gone. After a ``kill -9`` of the server neither exits by itself (the
+    forkserver outlives its parent), and each would hold ~80 MB forever."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCH_SECONDS)
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                forkserver = os.getppid()
+                if forkserver not in (1, server_pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(forkserver, signal.SIGKILL)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
+
+
+_WATCH_SECONDS = 1.0
+
+
 def _pool(workers: int) -> Executor:
     global _POOL
     if _POOL is None:
         # forkserver: forking a process that runs an event loop and threads is unsafe.
-        _POOL = ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
+        _POOL = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("forkserver"),
+            initializer=_watch_server,
+            initargs=(os.getpid(),),
+        )
     return _POOL
 
 
