@@ -64,7 +64,11 @@ def _form_field(name: str) -> dict[str, Any]:
         if option.get("type") == "boolean":
             texts += ["true", "false"]
         texts += [text for text in option.get("enum", []) if text not in texts]
-    return {"type": "string", "enum": texts}
+    return {
+        "type": "string",
+        "enum": texts,
+        "description": "As in PUT /v1/batch/{batch_uuid}; empty means not given.",
+    }
 
 
 def document_upload_form(document: dict[str, Any]) -> None:
