@@ -130,9 +130,7 @@ def _watch_server(server_pid: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(_WATCH_SECONDS)
-            try:
-                os.kill(server_pid, 0)
-            except ProcessLookupError:
+            if _gone(server_pid):
                 forkserver = os.getppid()
                 if forkserver not in (1, server_pid):
                     with contextlib.suppress(ProcessLookupError):
@@ -143,6 +141,22 @@ def _watch_server(server_pid: int) -> None:
 
 
 _WATCH_SECONDS = 1.0
+
+
+def _gone(pid: int) -> bool:
+    """Has ``pid`` exited? A killed server that its own parent has not reaped yet is a
+    zombie: gone, although signals still reach it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def _pool(workers: int) -> Executor:
