@@ -238,6 +238,33 @@ def test_a_declared_length_over_the_limit_is_refused_unread(guarded: Guarded) ->
     assert too_big.status_code == 413
 
 
+@pytest.mark.parametrize("key", ["valid", None], ids=["with-key", "no-key"])
+def test_a_huge_json_body_is_refused_before_it_is_read(guarded: Guarded, key: str | None) -> None:
+    headers = {"X-API-Key": guarded.api_key} if key else {}
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"type": "email", "unit": "'
+        for _ in range(400):  # 400 MiB, chunked: no declared length to refuse
+            yield b"a" * MiB
+        yield b'"}'
+
+    with httpx.Client(base_url=guarded.server.base_url, headers=headers, timeout=60) as client:
+        answer = client.post(
+            "/v1/unit", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        declared = client.put(
+            f"/v1/batch/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+            content=b"{" + b" " * (2 * MiB) + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+    for refused in (answer, declared):
+        assert refused.status_code == 413, refused.text
+        assert "larger than" in refused.json()["message"]
+    # Small JSON bodies are untouched.
+    ok = guarded.api.client.post("/v1/unit", json={"type": "email", "unit": "a@example.com"})
+    assert ok.status_code == 200
+
+
 @contextmanager
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of ``size`` mounted over ``path`` (the server resolves its folders at each

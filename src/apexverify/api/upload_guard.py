@@ -9,6 +9,10 @@ disk. Here, an upload without a valid key is answered 401 unread, and one over
 (``web/uploads.py``). The route still authenticates as every route does: this guard only
 refuses early, it grants nothing.
 
+Every other ``/v1`` body (small JSON documents) is capped at :data:`JSON_BODY_LIMIT`, also
+before it is read: a 400 MiB ``PUT`` without a key would otherwise be read into memory before
+its 401.
+
 Plain ASGI, inside the rate limiter (``middleware.py``): a refused upload still counts.
 """
 
@@ -19,7 +23,8 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..accounts import service as accounts
 from ..batches.context import Services
@@ -49,13 +54,51 @@ async def _early_refusal(services: Services, headers: Headers) -> JSONResponse |
     return None
 
 
+# Every other /v1 body is a small JSON document (a unit, parameters, a key label): one that
+# is larger is refused before it is read into memory (unauthenticated too).
+JSON_BODY_LIMIT = 1024 * 1024
+_JSON_TOO_LARGE = f"The request body is larger than {JSON_BODY_LIMIT} bytes."
+
+
+class JsonBodyTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, _JSON_TOO_LARGE, headers=_CLOSE)
+
+
+def _capped_json(receive: Receive) -> Receive:
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > JSON_BODY_LIMIT:
+                raise JsonBodyTooLarge()
+        return message
+
+    return counted
+
+
+async def _json_body(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    length = Headers(scope=scope).get("content-length", "")
+    if length.isdigit() and int(length) > JSON_BODY_LIMIT:
+        refused = JSONResponse({"message": _JSON_TOO_LARGE}, status_code=413, headers=_CLOSE)
+        await refused(scope, receive, send)
+        return
+    await app(scope, _capped_json(receive), send)
+
+
 class UploadGuard:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != UPLOAD_PATH:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST" or scope["path"] != UPLOAD_PATH:
+            await _json_body(self.app, scope, receive, send)
             return
         services: Services = scope["app"].state.services
         headers = Headers(scope=scope)
