@@ -311,6 +311,28 @@ def test_a_full_disk_is_507_and_loses_nothing_stored(guarded: Guarded) -> None:
         assert api.new_batch("valid@example.com\n")
 
 
+def test_a_full_spool_disk_is_507_for_the_api_and_the_dashboard(guarded: Guarded) -> None:
+    """The multipart parser spools a file part over 1 MiB to TMPDIR before any upload code
+    runs: when that disk is full, the answer is still 507, not 400 or 500."""
+    content = LINE * (3 * MiB // len(LINE))
+    with tmpfs(guarded.spool, "1m"):
+        batches = _batch_total(guarded)
+        api = guarded.api.upload(content)
+        assert api.status_code == 507, api.text
+        assert "storage is full" in api.json()["message"]
+        client = signed_in(guarded.server, guarded.api_key)
+        try:
+            fields = {"csrf_token": csrf(client, "/batches/new"), **UPLOAD_FIELDS}
+            page = client.post(
+                "/batches/new", data=fields, files={"file": ("l.txt", content, "text/plain")}
+            )
+        finally:
+            client.close()
+        assert page.status_code == 507, page.text
+        assert "storage is full" in page.text
+        assert _batch_total(guarded) == batches
+
+
 # -- kill -9 and restart -----------------------------------------------------------------------
 
 

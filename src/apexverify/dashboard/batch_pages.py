@@ -20,7 +20,8 @@ from ..accounts import service as accounts
 from ..batches import exports, service, states, views
 from ..batches.context import Services
 from ..batches.repository.records import result_field_counts
-from ..errors import ApexError
+from ..errors import ApexError, StorageFull
+from ..storage.tempfiles import is_disk_full
 from ..store.models import Batch
 from ..web.deps import ReadTx, Svc, WriteTx
 from ..web.downloads import ExportFormat, export_response
@@ -84,6 +85,11 @@ async def upload(request: Request, user: User, services: Svc, tx: WriteTx) -> Re
         refused = _upload_form(request, user, form, status=413)
         refused.headers["Connection"] = "close"  # the server stops reading the rest
         return refused
+    except OSError as exc:  # the form's spool file could not be written
+        if not is_disk_full(exc):
+            raise
+        form = UploadForm(values=defaults(), errors={"file": StorageFull().message})
+        return _upload_form(request, user, form, status=507)
     try:
         return await _create_batch(request, user, services, tx, raw)
     finally:

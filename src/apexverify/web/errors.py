@@ -18,7 +18,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ApexError, ParseError
+from ..errors import ApexError, ParseError, StorageFull
+from ..storage.tempfiles import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,9 @@ def install(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and is_disk_full(exc):
+            # FastAPI reports a body it could not spool as unreadable: it is our disk.
+            exc = StarletteHTTPException(507, StorageFull().message)
         message = exc.detail if isinstance(exc.detail, str) else None
         message = message or _DEFAULT_MESSAGES.get(exc.status_code, "Error")
         if html_error is not None and as_html(request):
