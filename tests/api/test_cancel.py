@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 
 from tests.api.schemas import assert_details, assert_status_response
-from tests.api.test_email_batch_lab import env_for
 from tests.labs.smtp_lab import email_lab
 
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
@@ -50,17 +49,10 @@ async def _balance(client: httpx.AsyncClient) -> float:
 async def test_cancel_a_running_batch_over_http(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
         d = lab.domains
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "dns_timeout_seconds": 2.0,
-            "smtp_port": lab.smtp_port,
-            "smtp_timeout_seconds": 0.5,
-            "smtp_greylist_retry_seconds": 600,  # the greylisted rows wait: the batch runs on
-            "smtp_allow_private_networks": True,
-            "smtp_helo_name": "probe.lab-example.com",
-            "smtp_mail_from": "probe@lab-example.com",
-        }
-        server = make_server(**env_for(overrides))
+        env = lab.server_env(
+            smtp_greylist_retry_seconds=600,  # the greylisted rows wait: the batch runs on
+        )
+        server = make_server(**env)
         key, _ = server.create_account(sandbox=False, email_credits=100)
         verified = {f"alice@{d.rejects}": "valid", f"bob@{d.rejects}": "valid"}
         verified[f"nobody@{d.rejects}"] = "wrong"

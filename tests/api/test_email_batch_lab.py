@@ -10,34 +10,13 @@ import httpx
 from tests.labs.smtp_lab import email_lab
 
 
-def env_for(settings_overrides: dict) -> dict[str, str]:
-    env = {}
-    for key, value in settings_overrides.items():
-        text = (
-            ",".join(value)
-            if isinstance(value, list)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-        env[f"APEXVERIFY_{key.upper()}"] = text
-    return env
-
-
 async def test_email_batch_reaches_done_with_lab_verdicts(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
         d = lab.domains
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "dns_timeout_seconds": 2.0,
-            "smtp_port": lab.smtp_port,
-            "smtp_timeout_seconds": 0.5,
-            "smtp_greylist_retry_seconds": 1,
-            "smtp_allow_private_networks": True,
-            "smtp_helo_name": "probe.lab-example.com",
-            "smtp_mail_from": "probe@lab-example.com",
-        }
-        server = make_server(**env_for(overrides))
+        env = lab.server_env(
+            smtp_greylist_retry_seconds=1,
+        )
+        server = make_server(**env)
         key, _ = server.create_account(sandbox=False, email_credits=100)
         expected = {
             f"alice@{d.rejects}": "valid",

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_email_batch_lab import env_for
 from tests.labs.smtp_lab import EmailLab, email_lab
 from tests.support.server import LiveServer
 
@@ -56,19 +55,12 @@ async def _until(fetch: Callable[[], Any], done: Callable[[Any], bool], seconds:
 
 async def test_lying_resolver_is_not_ready_defers_the_batch_then_verdicts_come(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "dns_timeout_seconds": 2.0,
-            "dns_canary_interval_seconds": 0.2,
-            "smtp_port": lab.smtp_port,
-            "smtp_timeout_seconds": 0.5,
-            "smtp_greylist_retry_seconds": 1,
-            "smtp_allow_private_networks": True,
-            "smtp_helo_name": "probe.lab-example.com",
-            "smtp_mail_from": "probe@lab-example.com",
-            "max_verify_attempts": 2,  # deferrals go on past it
-        }
-        server: LiveServer = make_server(**env_for(overrides))
+        env = lab.server_env(
+            dns_canary_interval_seconds=0.2,
+            smtp_greylist_retry_seconds=1,
+            max_verify_attempts=2,  # deferrals go on past it
+        )
+        server: LiveServer = make_server(**env)
         key, _ = server.create_account(sandbox=False, email_credits=100)
         expected = _expected(lab)
         async with httpx.AsyncClient(

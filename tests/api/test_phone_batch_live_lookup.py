@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from tests.api.helpers import Api
 from tests.labs.phone_providers import NumberBehaviour, phone_provider_lab
-
-
-def env_for(overrides: dict) -> dict[str, str]:
-    return {f"APEXVERIFY_{k.upper()}": str(v) for k, v in overrides.items()}
+from tests.support.server import settings_env
 
 
 def test_phone_batch_reaches_done_with_provider_fields(make_server) -> None:  # type: ignore[no-untyped-def]
@@ -24,7 +21,7 @@ def test_phone_batch_reaches_done_with_provider_fields(make_server) -> None:  # 
         ),
     }
     with phone_provider_lab(behaviours) as lab:
-        server = make_server(**env_for(lab.settings_overrides("hlrlookup")))
+        server = make_server(**settings_env(lab.settings_overrides("hlrlookup")))
         key, _ = server.create_account(sandbox=False, phone_credits=100)
         api = Api(server.base_url, key)
         content = "+44 7400 123456\n07400123457\n+447400123458\n+12005550100\nnot a phone\n"

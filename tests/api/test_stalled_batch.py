@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_email_batch_lab import env_for
 from tests.labs.smtp_lab import email_lab
 
 ADDRESSES = ["alice", "bob", "carol", "info", "postmaster"]
@@ -28,16 +27,12 @@ async def _poll(client: httpx.AsyncClient, path: str, done: Any, seconds: float)
 
 async def test_a_silent_mx_stalls_visibly_then_ends_unknown_refunded(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "smtp_port": lab.smtp_port,
-            "smtp_timeout_seconds": 0.5,
-            "smtp_greylist_retry_seconds": 1,
-            "smtp_allow_private_networks": True,
-            "max_verify_attempts": 100,  # only the deadline can end these records
-            "stall_deadline_seconds": 4,
-        }
-        server = make_server(**env_for(overrides))
+        env = lab.server_env(
+            smtp_greylist_retry_seconds=1,
+            max_verify_attempts=100,  # only the deadline can end these records
+            stall_deadline_seconds=4,
+        )
+        server = make_server(**env)
         key, _ = server.create_account(sandbox=False, email_credits=10)
         addresses = [f"{local}@{lab.domains.silent}" for local in ADDRESSES]
         async with httpx.AsyncClient(

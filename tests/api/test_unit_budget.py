@@ -8,7 +8,6 @@ import asyncio
 
 import httpx
 
-from tests.api.test_email_batch_lab import env_for
 from tests.labs.smtp_lab import email_lab
 
 BUDGET = 1.5
@@ -17,17 +16,13 @@ BUDGET = 1.5
 async def test_unit_answers_within_its_budget_and_refunds_inconclusive(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
         d = lab.domains
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "dns_timeout_seconds": 2.0,
-            "smtp_port": lab.smtp_port,
+        env = lab.server_env(
             # Far longer than the budget: only the budget can end the silent probe in time.
-            "smtp_timeout_seconds": 30.0,
-            "smtp_greylist_retry_seconds": 120,
-            "smtp_allow_private_networks": True,
-            "unit_timeout_seconds": BUDGET,
-        }
-        server = make_server(**env_for(overrides))
+            smtp_timeout_seconds=30.0,
+            smtp_greylist_retry_seconds=120,
+            unit_timeout_seconds=BUDGET,
+        )
+        server = make_server(**env)
         key, _ = server.create_account(sandbox=False, email_credits=10)
         async with httpx.AsyncClient(
             base_url=server.base_url, headers={"X-API-Key": key}, timeout=60

@@ -44,6 +44,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from apexverify.settings import Settings
+from tests.support.server import settings_env
 
 from .dns_server import LabDnsServer
 
@@ -393,21 +394,28 @@ class EmailLab:
     def rcpt_log(self) -> list[tuple[str, str]]:
         return self.recorder.rcpt_log
 
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings that reach the lab: its nameserver and port, loopback allowed, short
-        timeouts, immediate greylist retries. ``overrides`` win."""
+    def values(self, **overrides: Any) -> dict[str, Any]:
+        """Settings values that reach the lab: its nameserver and port, loopback allowed,
+        short timeouts. ``overrides`` win."""
         values: dict[str, Any] = {
             "dns_nameservers": [self.nameserver],
             "dns_timeout_seconds": 2.0,
             "smtp_port": self.smtp_port,
             "smtp_timeout_seconds": 0.5,
-            "smtp_greylist_retry_seconds": 0.0,
             "smtp_allow_private_networks": True,
             "smtp_helo_name": "probe.lab-example.com",
             "smtp_mail_from": "probe@lab-example.com",
         }
         values.update(overrides)
-        return Settings(**values)
+        return values
+
+    def settings(self, **overrides: Any) -> Settings:
+        """:meth:`values` as ``Settings``, with immediate greylist retries unless overridden."""
+        return Settings(**self.values(**{"smtp_greylist_retry_seconds": 0.0, **overrides}))
+
+    def server_env(self, **overrides: Any) -> dict[str, str]:
+        """:meth:`values` as the environment of a live server (``make_server(**env)``)."""
+        return settings_env(self.values(**overrides))
 
 
 @asynccontextmanager

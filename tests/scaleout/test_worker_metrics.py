@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.api.test_email_batch_lab import _smtp_replies, _wait, env_for
+from tests.api.test_email_batch_lab import _smtp_replies, _wait
 from tests.labs.smtp_lab import email_lab
 from tests.scaleout.conftest import Cluster
 from tests.support.server import free_port
@@ -19,18 +19,11 @@ async def test_worker_metrics_count_the_smtp_replies_of_its_chunks(
 ) -> None:
     async with email_lab() as lab:
         d = lab.domains
-        overrides = {
-            "dns_nameservers": [lab.nameserver],
-            "dns_timeout_seconds": 2.0,
-            "smtp_port": lab.smtp_port,
-            "smtp_timeout_seconds": 0.5,
-            "smtp_allow_private_networks": True,
-            "smtp_helo_name": "probe.lab-example.com",
-            "smtp_mail_from": "probe@lab-example.com",
+        env = lab.server_env(
             # Redis: the worker's engine shares its per-MX caps (verify/email/redis_slots.py).
-            "redis_url": redis_url,
-        }
-        cluster: Cluster = make_cluster(**env_for(overrides))  # type: ignore[operator]
+            redis_url=redis_url,
+        )
+        cluster: Cluster = make_cluster(**env)  # type: ignore[operator]
         # The lab serves from this event loop: start the processes off it.
         server = await asyncio.to_thread(cluster.add_server)
         metrics_port = free_port()

@@ -10,8 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -117,6 +119,21 @@ class LiveServer(_Managed):
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def settings_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """``Settings`` field values as the ``APEXVERIFY_*`` variables a server reads (lists
+    comma-separated, booleans lower case)."""
+    env = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            text = ",".join(str(item) for item in value)
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = str(value)
+        env[f"APEXVERIFY_{name.upper()}"] = text
+    return env
 
 
 def server_env(data_dir: Path, **overrides: str) -> dict[str, str]:
