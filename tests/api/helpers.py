@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 
@@ -65,3 +67,19 @@ class Api:
         )
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+
+T = TypeVar("T")
+
+
+async def until(
+    fetch: Callable[[], Awaitable[T]], done: Callable[[T], Any], seconds: float = 60
+) -> T:
+    """Poll ``fetch`` until ``done`` holds for its value; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = await fetch()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"not reached in {seconds}s: {value}"
+        await asyncio.sleep(0.1)

@@ -5,14 +5,12 @@ Loopback DNS + SMTP lab; the batch runner re-probes deferred records every secon
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from tests.api.helpers import until
 from tests.labs.smtp_lab import EmailLab, email_lab
 from tests.support.server import LiveServer
 
@@ -43,16 +41,6 @@ def _gauge(metrics: str, prefix: str) -> float | None:
     return float(lines[0].rsplit(" ", 1)[1]) if lines else None
 
 
-async def _until(fetch: Callable[[], Any], done: Callable[[Any], bool], seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached in {seconds}s: {value}"
-        await asyncio.sleep(0.1)
-
-
 async def test_lying_resolver_is_not_ready_defers_the_batch_then_verdicts_come(make_server) -> None:  # type: ignore[no-untyped-def]
     async with email_lab() as lab:
         env = lab.server_env(
@@ -74,7 +62,7 @@ async def test_lying_resolver_is_not_ready_defers_the_batch_then_verdicts_come(m
             )
 
             lab.dns.lying = True
-            ready = await _until(lambda: client.get("/readyz"), lambda r: r.status_code == 503)
+            ready = await until(lambda: client.get("/readyz"), lambda r: r.status_code == 503)
             dns = ready.json()["environment"]["dns"]
             assert ready.json()["status"] == "not_ready"
             assert dns["ok"] is False
@@ -102,7 +90,7 @@ async def test_lying_resolver_is_not_ready_defers_the_batch_then_verdicts_come(m
 
             # Every record deferred at least twice: past max_verify_attempts, still no verdict.
             retried = 'apexverify_records_retry_scheduled_total{type="email"}'
-            metrics = await _until(scrape, lambda m: (_gauge(m, retried) or 0) >= 2 * len(expected))
+            metrics = await until(scrape, lambda m: (_gauge(m, retried) or 0) >= 2 * len(expected))
             status = (await client.get(path)).json()
             assert status["status"] == "verification_ongoing"
             assert status["progress"]["verified"] == 0
@@ -113,7 +101,7 @@ async def test_lying_resolver_is_not_ready_defers_the_batch_then_verdicts_come(m
             assert not lab.connections  # no SMTP on the word of a lying resolver
 
             lab.dns.lying = False
-            await _until(lambda: _status(client, path), lambda s: s == "verification_done")
+            await until(lambda: _status(client, path), lambda s: s == "verification_done")
             export = await client.get(f"{path}/export", params={"format": "json"})
             recovered = await client.get("/readyz")
             metrics = await scrape()
@@ -135,7 +123,7 @@ async def _launch(client: httpx.AsyncClient, addresses: list[str]) -> str:
     )
     batch_uuid = str(upload.json()["batch_uuid"])
     path = f"/v1/batch/{batch_uuid}"
-    await _until(lambda: _status(client, path), lambda s: s == "ready_for_verification")
+    await until(lambda: _status(client, path), lambda s: s == "ready_for_verification")
     assert (await client.post(path)).json() == {"status": "ok"}
     return batch_uuid
 

@@ -4,25 +4,18 @@ many clouds) reports its stall with a reason while it runs, and at the stall dea
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
 
+from tests.api.helpers import until
 from tests.labs.smtp_lab import email_lab
 
 ADDRESSES = ["alice", "bob", "carol", "info", "postmaster"]
 
 
-async def _poll(client: httpx.AsyncClient, path: str, done: Any, seconds: float) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + seconds
-    while True:
-        body = dict((await client.get(path)).json())
-        if done(body):
-            return body
-        assert time.monotonic() < deadline, f"not reached in {seconds}s: {body}"
-        await asyncio.sleep(0.2)
+async def _body(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    return dict((await client.get(path)).json())
 
 
 async def test_a_silent_mx_stalls_visibly_then_ends_unknown_refunded(make_server) -> None:  # type: ignore[no-untyped-def]
@@ -45,11 +38,12 @@ async def test_a_silent_mx_stalls_visibly_then_ends_unknown_refunded(make_server
             )
             batch_uuid = upload.json()["batch_uuid"]
             path = f"/v1/batch/{batch_uuid}"
-            await _poll(client, path, lambda b: b["status"] == "ready_for_verification", 30)
+            ready = "ready_for_verification"
+            await until(lambda: _body(client, path), lambda b: b["status"] == ready, 30)
             assert (await client.post(path)).json() == {"status": "ok"}
             assert (await client.get("/v1/account/credits")).json()["email_credit"] == 5
 
-            stalled = await _poll(client, path, lambda b: b.get("stall"), 60)
+            stalled = await until(lambda: _body(client, path), lambda b: b.get("stall"), 60)
             assert stalled["status"] == "verification_ongoing"
             assert stalled["progress"] == {"verified": 0, "total": 5}
             assert "timeout" in stalled["stall"]["reason"]
@@ -58,7 +52,8 @@ async def test_a_silent_mx_stalls_visibly_then_ends_unknown_refunded(make_server
             details = (await client.get(f"{path}/details")).json()
             assert details["stall"]["reason"] == stalled["stall"]["reason"]
 
-            done = await _poll(client, path, lambda b: b["status"] == "verification_done", 60)
+            finished = "verification_done"
+            done = await until(lambda: _body(client, path), lambda b: b["status"] == finished, 60)
             assert done["stats"]["total_verification_unknown"] == 5
             export = (await client.get(f"{path}/export", params={"format": "json"})).json()
             credits = (await client.get("/v1/account/credits")).json()["email_credit"]
