@@ -8,12 +8,14 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from apexverify.api.ratelimit import RateLimiter, bucket_shape
 from apexverify.settings import Settings
+from tests.support.fast import open_lab
 
 REDIS_URL = os.environ.get("APEXVERIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 
@@ -218,3 +220,17 @@ def test_185_unit_calls_that_wait_retry_after_all_succeed(make_server) -> None: 
         assert refused.headers["X-RateLimit-Remaining"] == "0"
         time.sleep(1)
         assert _unit(client).status_code == 200
+
+
+async def test_an_unreachable_bucket_store_serves_unlimited_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis down (port 1: nothing listens) must not turn every request into a 500."""
+    async with open_lab(tmp_path, redis_url="redis://127.0.0.1:1/0") as lab:
+        _account, key = lab.account(sandbox=True)
+        for _ in range(3):
+            answer = await lab.get(key, "/v1/account/credits")
+            assert answer.status_code == 200, answer.text
+            assert "x-ratelimit-limit" not in answer.headers
+    warnings = [r for r in caplog.records if "rate limits not applied" in r.getMessage()]
+    assert len(warnings) <= 1  # at most one a minute

@@ -9,6 +9,9 @@ status endpoint (``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import logging
+import time
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -17,6 +20,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..settings import Settings
 from ..web.headers import API_HEADERS, FixedHeadersMiddleware
 from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+_WARN_EVERY_SECONDS = 60.0
+_last_warning = -_WARN_EVERY_SECONDS
+
+
+def _store_down(exc: Exception) -> None:
+    """One warning a minute at most while the rate-limit store fails."""
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning >= _WARN_EVERY_SECONDS:
+        _last_warning = now
+        log.warning("rate limits not applied: their store failed (%s)", type(exc).__name__)
 
 
 class RateLimitMiddleware:
@@ -30,9 +48,16 @@ class RateLimitMiddleware:
             return
         headers = Headers(scope=scope)
         client = scope.get("client")
-        decision = await self.limiter.hit(
-            headers.get("x-api-key"), client[0] if client else "unknown"
-        )
+        try:
+            decision = await self.limiter.hit(
+                headers.get("x-api-key"), client[0] if client else "unknown"
+            )
+        except Exception as exc:
+            # The shared bucket store (Redis) is unreachable: serve unlimited rather than
+            # fail every request; /readyz reports Redis down meanwhile.
+            _store_down(exc)
+            await self.app(scope, receive, send)
+            return
         extra = decision.headers()
         if not decision.allowed:
             refused = JSONResponse(
