@@ -243,6 +243,13 @@ class Settings(BaseSettings):
     phone_lookup_timeout_seconds: Seconds = 10.0
     phone_lookup_retries: NonNegativeInt = 3
 
+    # Webhooks (docs/webhooks.md): 8 attempts over about an hour, doubling from 30 s.
+    webhooks_allow_private_networks: bool = False
+    webhooks_timeout_seconds: Seconds = 10.0
+    webhooks_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    webhooks_retry_base_seconds: NonNegativeSeconds = 30.0
+    webhooks_retry_max_seconds: NonNegativeSeconds = 1800.0
+
     # Scale-out mode
     job_runner: JobRunner = "auto"
     storage_dir: Path | None = None  # shared directory for uploads/exports (default data_dir)
@@ -290,7 +297,12 @@ class Settings(BaseSettings):
 
     # -- validation ------------------------------------------------------------------------
 
-    @field_validator("refund_unknown", "smtp_allow_private_networks", mode="before")
+    @field_validator(
+        "refund_unknown",
+        "smtp_allow_private_networks",
+        "webhooks_allow_private_networks",
+        mode="before",
+    )
     @classmethod
     def _boolean(cls, value: Any) -> Any:
         if isinstance(value, str):

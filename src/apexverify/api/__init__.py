@@ -7,12 +7,13 @@ from fastapi import APIRouter, FastAPI
 
 from ..settings import Settings
 from . import middleware, ops, upload_guard
-from .routers import account, batches, unit
+from .routers import account, batches, unit, webhooks
 
 router = APIRouter()
 router.include_router(batches.router)
 router.include_router(account.router)
 router.include_router(unit.router)
+router.include_router(webhooks.router)
 router.include_router(ops.router)
 
 

@@ -614,6 +614,71 @@ class JsonExport(BaseModel):
     statistics: ExportStatistics | SkipJsonSchema[None] = Field(default=None, alias="_statistics")
 
 
+# --- Webhooks (extension, docs/webhooks.md) -------------------------------------------------
+
+WebhookEvent = Literal[
+    "batch.ready_for_verification",
+    "batch.verification_done",
+    "batch.internal_error",
+    "batch.cancelled",
+]
+
+
+class WebhookRequest(BaseModel):
+    """Extension, not part of the hosted API: a new webhook endpoint."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        json_schema_extra={"format": "uri"},
+        description="An https:// (or http://) URL. Its host must be a public address unless "
+        "the server allows private networks; redirects are not followed.",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=list, description="The events sent to it; empty or absent: all."
+    )
+    description: str = Field(default="", max_length=255)
+
+
+class WebhookEndpoint(BaseModel):
+    """Extension, not part of the hosted API: a webhook endpoint (its secret is shown only at
+    creation)."""
+
+    id: UUID
+    url: str
+    events: list[WebhookEvent] = Field(description="Empty: every event.")
+    description: str
+    created_at: datetime
+
+
+class NewWebhook(WebhookEndpoint):
+    secret: str = Field(
+        description="The signing secret (whsec_...), shown this once: keep it to verify "
+        "the webhook-signature header."
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookEndpoint]
+
+
+class WebhookDelivery(BaseModel):
+    id: str = Field(description="The webhook-id header: the same on every attempt.")
+    event: WebhookEvent
+    batch_uuid: UUID | None
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int = Field(ge=0)
+    last_status_code: int | None = Field(description="The last attempt's HTTP status.")
+    last_error: str | None = Field(description="Why the last attempt failed.")
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(description="Pending: when it is tried again.")
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryList(BaseModel):
+    deliveries: list[WebhookDelivery] = Field(description="Newest first.")
+
+
 # --- Operations: ids and the answers each one documents -------------------------------------
 
 _ANSWERS: dict[int, tuple[type[BaseModel], str]] = {

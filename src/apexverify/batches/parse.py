@@ -14,6 +14,7 @@ import time
 from sqlalchemy.orm import Session
 
 from ..store.models import Account, Batch, RecordKind
+from ..webhooks.events import EventType
 from . import policy, states
 from .context import Services
 from .dedupe import DuplicateFinder
@@ -21,6 +22,7 @@ from .params import BatchParameters
 from .parsing import ParseSpec, classified_chunks
 from .repository import batches as batch_rows
 from .repository import caches, records
+from .verification import notify_webhooks
 
 log = logging.getLogger(__name__)
 _FLUSH_ROWS = 200_000
@@ -144,6 +146,7 @@ def publish(
         )
     except states.TransitionLost:
         raise Superseded() from None
+    notify_webhooks(session, services.queue, batch, EventType.READY)
 
 
 def fail_parse(services: Services, batch_uuid: str, generation: int, reason: str) -> None:
@@ -164,3 +167,5 @@ def fail_parse(services: Services, batch_uuid: str, generation: int, reason: str
             )
         except states.TransitionLost:
             log.info("parse of %s generation %d already superseded", batch_uuid, generation)
+            return
+        notify_webhooks(session, services.queue, batch, EventType.ERROR)

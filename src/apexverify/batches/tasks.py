@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from .. import metrics
 from ..jobs.base import JobQueue, Periodic
 from ..verify.base import EngineUnavailable
+from ..webhooks import tasks as webhook_tasks
 from . import parse, parse_chunks, states, verification
 from .context import Services
 from .params import BatchParameters
@@ -346,8 +347,9 @@ def sweep(services: Services) -> int:
 
 
 def register(services: Services) -> tuple[Periodic, ...]:
-    """Register every task on the services' queue; returns the periodic functions the
-    executing process runs (``JobQueue.start`` / the worker)."""
+    """Register every task on the services' queue, the webhook deliveries the transitions
+    record included; returns the periodic functions the executing process runs
+    (``JobQueue.start`` / the worker)."""
     queue = services.queue
 
     async def run_parse_batch(batch_uuid: str, generation: int, attempt: int = 1) -> None:
@@ -371,4 +373,5 @@ def register(services: Services) -> tuple[Periodic, ...]:
     queue.register(PARSE_CHUNK, run_parse_chunk)
     queue.register(VERIFY_BATCH, run_verify_batch)
     queue.register(VERIFY_CHUNK, run_verify_chunk)
-    return (Periodic("batches sweep", SWEEP_SECONDS, run_sweep),)
+    webhook_periodic = webhook_tasks.register(services)
+    return (Periodic("batches sweep", SWEEP_SECONDS, run_sweep), *webhook_periodic)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from .. import metrics
 from ..accounts import service as accounts
 from ..credits import from_milli
+from ..jobs.base import JobQueue
 from ..settings import Settings
 from ..store.models import Account, Batch, utcnow
 from ..verify.base import (
@@ -38,7 +39,9 @@ from ..verify.base import (
     inconclusive_result,
 )
 from ..verify.email.verdicts import EXTRA_FIELDS as EMAIL_EXTRA_FIELDS
-from . import policy, states
+from ..webhooks import service as webhooks
+from ..webhooks.events import Event, EventType
+from . import policy, states, views
 from .context import Services
 from .params import BatchParameters
 from .repository import batches as batch_rows
@@ -238,7 +241,7 @@ def finalize(services: Services, batch_uuid: str) -> bool:
             ),
             batch.charged_milli,
         )
-        return _settle(session, batch, states.DONE, counts, refund)
+        return _settle(session, services.queue, batch, states.DONE, counts, refund)
 
 
 def fail(services: Services, batch_uuid: str, reason: str) -> bool:
@@ -264,7 +267,9 @@ def fail(services: Services, batch_uuid: str, reason: str) -> bool:
             f"{counts['unverified']} not verified were refunded. Contact support with the "
             "batch_uuid."
         )
-        settled = _settle(session, batch, states.ERROR, counts, refund, error_message=message)
+        settled = _settle(
+            session, services.queue, batch, states.ERROR, counts, refund, error_message=message
+        )
     if settled:
         log.error("verification of %s failed: %s", batch_uuid, reason)
     return settled
@@ -288,6 +293,7 @@ def end_rest(
                 reason=reason,
                 evidence=evidence,
                 cancelled=cancelled,
+                queue=services.queue,
             )
     except states.TransitionLost:
         return None  # settled meanwhile; the rows this transaction ended were rolled back
@@ -301,6 +307,7 @@ def end_rest_in(
     reason: str,
     evidence: str,
     cancelled: bool,
+    queue: JobQueue | None = None,
 ) -> int:
     """End the ongoing ``batch`` in ``verification_done``, in the caller's transaction:
     results verified so far are kept; every row still without a verdict gets an ``unknown``
@@ -308,6 +315,9 @@ def end_rest_in(
     inconclusive results already verified under the refund policy, as ``finalize`` does.
     Stats are those of ``finalize`` (ended rows count as unknown) plus
     ``total_verification_<evidence>``: the rows ended. ``cancelled`` sets ``cancelled_at``.
+    The webhook events (``batch.cancelled`` too when ``cancelled``) are recorded in the same
+    transaction; their first attempt is deferred on ``queue`` (without one, the webhooks
+    sweep defers it a few seconds later).
 
     Returns the rows ended. Raises :class:`~.states.TransitionLost` when another actor
     settled the batch first: the caller's transaction must roll back, taking the row
@@ -329,6 +339,7 @@ def end_rest_in(
     values: dict[str, Any] = {"cancelled_at": utcnow()} if cancelled else {}
     settled = _settle(
         session,
+        queue,
         batch,
         states.DONE,
         counts,
@@ -367,6 +378,7 @@ def _engine_extra_keys(record_type: RecordType) -> tuple[str, ...]:
 
 def _settle(
     session: Session,
+    queue: JobQueue | None,
     batch: Batch,
     to: states.BatchStatus,
     counts: dict[str, int],
@@ -400,7 +412,34 @@ def _settle(
             note=f"refund of {from_milli(refund)} credits for {why}",
             batch_uuid=batch.uuid,
         )
+    notify_webhooks(session, queue, batch, *_settle_events(to, batch))
     return True
+
+
+def _settle_events(to: states.BatchStatus, batch: Batch) -> tuple[EventType, ...]:
+    if to == states.ERROR:
+        return (EventType.ERROR,)
+    # A cancelled batch is also done: a receiver that only fetches finished results
+    # (verification_done) gets it too (docs/webhooks.md).
+    if batch.cancelled_at is not None:
+        return (EventType.CANCELLED, EventType.DONE)
+    return (EventType.DONE,)
+
+
+def notify_webhooks(
+    session: Session, queue: JobQueue | None, batch: Batch, *types: EventType
+) -> None:
+    """Record the events of a transition for the account's webhook endpoints, in the
+    transaction of the transition: what the status endpoint shows, with the batch's name."""
+    data = {
+        "batch_uuid": batch.uuid,
+        "name": batch.name,
+        "type": batch.record_type,
+        "target_country": batch.target_country,
+        **views.status_view(batch),
+    }
+    for event_type in types:
+        webhooks.record_event(session, queue, batch.account_id, Event(event_type, batch.uuid, data))
 
 
 def _stats(counts: dict[str, int], duplicates: int) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""A webhook receiver on loopback for the tests: a small HTTP server in a thread that keeps
+every request and answers the statuses it is told (then 200), and the documented standard
+library check of a signature."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def id(self) -> str:
+        return self.headers["webhook-id"]
+
+
+@dataclass
+class Receiver:
+    url: str
+    statuses: list[int] = field(default_factory=list)  # answered in order, then 200
+    received: list[Received] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def answer(self) -> int:
+        return self.statuses.pop(0) if self.statuses else 200
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        """Until ``count`` requests arrived (an upper bound: the test fails after it)."""
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.received) >= count, timeout)
+            assert len(self.received) >= count, [r.json for r in self.received]
+            return list(self.received)
+
+
+@contextmanager
+def receiving(statuses: list[int] | None = None) -> Iterator[Receiver]:
+    receiver: Receiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.changed:
+                status = receiver.answer()
+                receiver.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                receiver.changed.notify_all()
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", list(statuses or []))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# The check docs/webhooks.md shows, with the standard library only (kept identical).
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(expected, sig.removeprefix("v1,"))
+        for sig in headers["webhook-signature"].split()
+        if sig.startswith("v1,")
+    )
