@@ -16,6 +16,7 @@ from .api import docs as api_docs
 from .batches.context import Services
 from .composition import build_services, prepare_database, running
 from .jobs.queue_metrics import watch_queue
+from .logs import RequestIdMiddleware
 from .settings import Settings
 from .web import errors
 
@@ -81,5 +82,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         watch_queue(services.store)
 
     app.add_middleware(RequestMetricsMiddleware)
+    # Outermost of ours: every line logged while a request is handled (uvicorn's access line
+    # included) carries its id, and every answer its X-Request-Id.
+    app.add_middleware(RequestIdMiddleware)
 
     return app

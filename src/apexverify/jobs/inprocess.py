@@ -21,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 
+from ..logs import job_context
 from .base import Job, JobQueue, Periodic, run_every
 
 log = logging.getLogger(__name__)
@@ -124,14 +125,16 @@ class InProcessQueue(JobQueue):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 continue
-            try:
-                await self.tasks[job.task](**job.args)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job %s failed (%s)", job.task, job.key)
-            finally:
-                self._finish(job)
+            # The job's lines (its failure too) name its batch: logs.BATCH_UUID.
+            with job_context(job.args):
+                try:
+                    await self.tasks[job.task](**job.args)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("job %s failed (%s)", job.task, job.key)
+                finally:
+                    self._finish(job)
 
     async def start(self, periodic: tuple[Periodic, ...] = ()) -> None:
         self._loop = asyncio.get_running_loop()

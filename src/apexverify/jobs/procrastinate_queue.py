@@ -13,6 +13,7 @@ by ``jobs/worker.py``'s stall recovery.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..logs import job_context
 from ..store.db import Store
 from .base import Job, JobQueue, Periodic, Task
 
@@ -62,6 +64,18 @@ def _enqueue(session: Session, job: Job) -> bool:
         return False
 
 
+def _in_job_context(task: Task) -> Task:
+    """``task`` run with its batch in the logging context (logs.BATCH_UUID): the worker's
+    lines while it runs name the batch."""
+
+    @functools.wraps(task)
+    async def run(**args: Any) -> None:
+        with job_context(args):
+            await task(**args)
+
+    return run
+
+
 class ProcrastinateQueue(JobQueue):
     distributed = True
 
@@ -74,7 +88,7 @@ class ProcrastinateQueue(JobQueue):
 
     def register(self, name: str, task: Task) -> None:
         super().register(name, task)
-        self.app.task(name=name, queue=QUEUE, retry=False)(task)
+        self.app.task(name=name, queue=QUEUE, retry=False)(_in_job_context(task))
 
     def submit(self, job: Job) -> bool:
         with self.store.write() as session:
