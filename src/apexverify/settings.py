@@ -81,6 +81,24 @@ def _port_of(parts: SplitResult) -> int | None:
         raise ValueError("the port must be a number from 1 to 65535") from None
 
 
+def _check_socks5_entry(entry: str) -> None:
+    """One SOCKS5 proxy: ``host:port``, ``user:pass@host:port`` or
+    ``socks5://[user:pass@]host:port``."""
+    form = "must be empty or [socks5://][user:pass@]host:port, comma-separated"
+    if not entry:
+        raise ValueError(f"{form} (an entry is empty)")
+    parts = urlsplit(entry if "://" in entry else f"socks5://{entry}")
+    if parts.scheme != "socks5" or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(form)
+    if parts.query or parts.fragment:
+        raise ValueError(form)
+    port = _port_of(parts)
+    if port is None:
+        raise ValueError(f"{form} (the port is missing)")
+    if port == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
+
+
 def _check_http_url(value: str) -> str:
     if not value:
         return value
@@ -390,22 +408,18 @@ class Settings(BaseSettings):
     @field_validator("smtp_socks5_proxy")
     @classmethod
     def _socks5_proxy(cls, value: str) -> str:
-        """``host:port``, ``user:pass@host:port`` or ``socks5://[user:pass@]host:port``: what
-        the email engine's ``socks5_url`` turns into a python-socks proxy URL."""
-        if not value:
-            return value
-        form = "must be empty or [socks5://][user:pass@]host:port"
-        parts = urlsplit(value if "://" in value else f"socks5://{value}")
-        if parts.scheme != "socks5" or not parts.hostname or parts.path not in ("", "/"):
-            raise ValueError(form)
-        if parts.query or parts.fragment:
-            raise ValueError(form)
-        port = _port_of(parts)
-        if port is None:
-            raise ValueError(f"{form} (the port is missing)")
-        if port == 0:
-            raise ValueError("the port must be a number from 1 to 65535")
-        return value
+        """Comma-separated proxies, each ``host:port``, ``user:pass@host:port`` or
+        ``socks5://[user:pass@]host:port`` (the email engine's ``proxies.parse_proxy``)."""
+        if not value.strip():
+            return ""
+        entries = [entry.strip() for entry in value.split(",")]
+        for number, entry in enumerate(entries, start=1):
+            try:
+                _check_socks5_entry(entry)
+            except ValueError as exc:
+                # Which entry, never its text: it may hold a password.
+                raise ValueError(f"entry {number}: {exc}" if len(entries) > 1 else exc) from None
+        return ",".join(entries)
 
     # -- derived values --------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Every behaviour listens on its own 127.0.0.x address (Linux routes all of 127/8 
 and the same port (``lab.smtp_port``, also ``settings.smtp_port``). The servers never take
 mail: a ``DATA`` command is recorded in ``lab.data_commands`` and leaving ``email_lab()``
 raises ``AssertionError`` if any arrived. ``lab.connections`` counts connections per
-behaviour, ``lab.rcpt_log`` records every RCPT seen as ``(behaviour, address)``.
+behaviour, ``lab.rcpt_log`` records every RCPT seen as ``(behaviour, address)``,
+``lab.recorder.quits`` every QUIT as ``(behaviour, time.monotonic())``.
 
 Users that exist on the lab servers: :data:`LAB_USERS` (any other local part is unknown,
 except on the catch-all server). ``full@`` answers 552 5.2.2 and ``unverifiable@`` 252.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -154,6 +156,7 @@ class LabRecorder:
     connections: Counter[str] = field(default_factory=Counter)
     rcpt_log: list[tuple[str, str]] = field(default_factory=list)
     tls_rcpts: list[str] = field(default_factory=list)  # behaviours that saw RCPT over TLS
+    quits: list[tuple[str, float]] = field(default_factory=list)  # (behaviour, monotonic)
 
 
 def _local(address: str) -> str:
@@ -250,6 +253,10 @@ class LabSMTP(SMTP):
             await asyncio.sleep(self.latency)
         await super().push(status)
 
+    async def smtp_QUIT(self, arg: str) -> None:
+        self.lab_handler.recorder.quits.append((self.lab_handler.behaviour, time.monotonic()))
+        await super().smtp_QUIT(arg)
+
     async def smtp_DATA(self, arg: str) -> None:
         self.lab_handler.recorder.data_commands.append(self.lab_handler.behaviour)
         await self.push("554 5.7.0 Lab servers never accept DATA")
@@ -294,6 +301,7 @@ class RawBehaviour(asyncio.Protocol):
         if self.behaviour == "silent":
             return
         if verb == "QUIT":
+            self.recorder.quits.append((self.behaviour, time.monotonic()))
             self.transport.write(b"221 2.0.0 Bye\r\n")
             self.transport.close()
         elif self.behaviour == "banner":

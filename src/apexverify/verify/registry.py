@@ -19,12 +19,13 @@ not yet), for ``/readyz`` and ``/metrics``; the factory is a :class:`~.base.Heal
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
-from ..settings import Settings
+from ..settings import Settings, env_name
 from .base import HealthCheck, RecordType, Verifier, VerifierFactory
 from .sandbox import SandboxVerifier
 
@@ -32,6 +33,36 @@ if TYPE_CHECKING:
     from .email.engine import EmailVerifier
     from .email.redis_slots import RedisMxSlots
     from .phone.engine import PhoneVerifier
+
+log = logging.getLogger(__name__)
+
+# Set once this process has warned about the default SMTP identity (one WARNING, not one
+# per factory: tests and the admin CLI build several).
+_identity_warned = False
+
+
+def warn_default_identity(settings: Settings) -> bool:
+    """Log one WARNING per process when real verification would greet MX hosts with the
+    default HELO name or envelope sender: ``verify.apexverify.local`` has no DNS, no PTR and
+    no SPF, and mail servers block probes from such a name. True when it warned now."""
+    global _identity_warned
+    defaults = Settings.model_fields
+    kept = [
+        env_name(name)
+        for name in ("smtp_helo_name", "smtp_mail_from")
+        if getattr(settings, name) == defaults[name].default
+    ]
+    if not kept or _identity_warned:
+        return False
+    _identity_warned = True
+    log.warning(
+        "%s still the default: mail servers block SMTP probes from a name without DNS. Set a "
+        "domain you own whose A record is your outbound IP, with a matching PTR (reverse DNS) "
+        "record for that IP and an SPF record allowing it (docs/deployment.md, 'Outbound "
+        "SMTP'). Sandbox accounts are not affected: they never probe.",
+        " and ".join(kept) + (" is" if len(kept) == 1 else " are"),
+    )
+    return True
 
 
 class EngineFactory(VerifierFactory):
@@ -68,6 +99,7 @@ class EngineFactory(VerifierFactory):
         they first verify, so the ones built here hold nothing that needs closing."""
         self._email_engine(check_only=True)
         self._phone_engine()
+        warn_default_identity(self.settings)  # serve and worker start here
         if self.settings.redis_url:
             from redis.asyncio.connection import parse_url
 

@@ -38,6 +38,7 @@ from .lists import is_disposable, is_free, is_role
 from .mx import MailDomain, MxResolver, build_resolver
 from .pool import IdlePool
 from .providers import provider_for_mx
+from .proxies import fresh_proxy_checks, proxy_checks
 from .replies import Reply, ReplyKind, classify
 from .safety import refusal_reason
 from .slots import LocalMxSlots, MxSlots
@@ -147,6 +148,7 @@ class EmailVerifier(Verifier):
         *,
         mx_slots: MxSlots | None = None,
         on_reply: ReplyObserver = ignore_reply,
+        idle_seconds: float = IDLE_SECONDS,  # tests shorten it
     ) -> None:
         self.settings = settings
         self.stats = ProbeStats()
@@ -165,7 +167,7 @@ class EmailVerifier(Verifier):
         self._pool = IdlePool(
             per_key=settings.smtp_max_connections_per_mx,
             total=settings.smtp_max_idle_connections,
-            idle_seconds=IDLE_SECONDS,
+            idle_seconds=idle_seconds,
         )
         self._config = ProbeConfig(
             port=settings.smtp_port,
@@ -207,10 +209,12 @@ class EmailVerifier(Verifier):
     # -- environment health ------------------------------------------------------------
 
     def health(self) -> list[HealthCheck]:
-        return [self._dns_health.check(), self._smtp_health.check()]
+        proxies = proxy_checks(self._config.proxies)  # smtp_proxies, when configured
+        return [self._dns_health.check(), self._smtp_health.check(), *proxies]
 
     async def check_health(self) -> list[HealthCheck]:
-        return [await self._dns_health.check_fresh(), self._smtp_health.check()]
+        proxies = await fresh_proxy_checks(self._config.proxies)
+        return [await self._dns_health.check_fresh(), self._smtp_health.check(), *proxies]
 
     async def _probe_canary(self, name: str) -> MailDomain:
         return await self._mx.probe(name)

@@ -6,17 +6,25 @@ of TCP + greeting + EHLO (+ STARTTLS) + MAIL + RCPT + QUIT.
 
 Bounds: at most ``per_key`` idle connections per MX address (the per-MX limit, so an MX
 never sees more open connections from us than the limit while slots are local) and at most
-``total`` idle connections overall; the oldest is closed (with QUIT) to make room. A
-connection idle for longer than ``idle_seconds`` is closed rather than reused: servers drop
-idle clients and we would rather not find out mid-transaction.
+``total`` idle connections overall; the oldest is closed (with QUIT) to make room.
+
+A connection idle for ``idle_seconds`` is closed with QUIT when that time is up, by a reaper
+task (started on the running loop with the first idle connection, ended when the pool is
+empty or closed): expiry checked only when the pool is next used let idle connections linger
+for as long as the next chunk took, and an MX counts those against us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from .smtp import ProbeConnection
+
+# A reaper woken a hair early (the loop's clock resolution) sleeps at least this long before
+# looking again, instead of spinning.
+_MIN_NAP = 0.005
 
 
 class IdlePool:
@@ -24,10 +32,11 @@ class IdlePool:
         self.per_key = max(1, per_key)
         self.total = max(1, total)
         self.idle_seconds = idle_seconds
+        # Per key, oldest first (``put`` appends with the current time).
         self._idle: dict[str, list[tuple[float, ProbeConnection]]] = {}
         self._count = 0
-        self._last_sweep = time.monotonic()
         self._closing: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
     def take(self, key: str) -> ProbeConnection | None:
         """The most recently used idle connection to ``key`` that is still fit for use."""
@@ -48,17 +57,15 @@ class IdlePool:
         if not connection.usable:
             connection.close()
             return
-        now = time.monotonic()
-        if now - self._last_sweep > self.idle_seconds:
-            self._sweep(now)
         entries = self._idle.get(key)
         if entries and len(entries) >= self.per_key:
             self._close(entries.pop(0)[1])
             self._count -= 1
         elif self._count >= self.total:
             self._evict_oldest()
-        self._idle.setdefault(key, []).append((now, connection))
+        self._idle.setdefault(key, []).append((time.monotonic(), connection))
         self._count += 1
+        self._ensure_reaper()
 
     def _evict_oldest(self) -> None:
         oldest_key = min(self._idle, key=lambda k: self._idle[k][0][0])
@@ -68,8 +75,29 @@ class IdlePool:
         if not entries:
             del self._idle[oldest_key]
 
+    # -- the reaper ----------------------------------------------------------------------
+
+    def _ensure_reaper(self) -> None:
+        loop = asyncio.get_running_loop()
+        reaper = self._reaper
+        if reaper is None or reaper.done() or reaper.get_loop() is not loop:
+            self._reaper = loop.create_task(self._reap(), name="smtp-idle-reaper")
+
+    async def _reap(self) -> None:
+        """Close each idle connection when its idle time is up; end once none is left."""
+        while self._idle:
+            now = time.monotonic()
+            self._sweep(now)
+            due = self._next_expiry()
+            if due is None:
+                return
+            await asyncio.sleep(max(due - now, _MIN_NAP))
+
+    def _next_expiry(self) -> float | None:
+        oldest = [entries[0][0] for entries in self._idle.values() if entries]
+        return min(oldest) + self.idle_seconds if oldest else None
+
     def _sweep(self, now: float) -> None:
-        self._last_sweep = now
         for key in list(self._idle):
             fresh = []
             for since, connection in self._idle[key]:
@@ -90,6 +118,11 @@ class IdlePool:
         task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and reaper.get_loop() is asyncio.get_running_loop():
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
         for entries in self._idle.values():
             for _, connection in entries:
                 self._close(connection)

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import aiosmtplib
-from python_socks import ProxyError, ProxyTimeoutError
-from python_socks.async_.asyncio import Proxy
 
+from .proxies import ProxyPool
 from .replies import Reply
 
 # Why a session stopped before answering every recipient.
@@ -66,8 +65,15 @@ class ProbeConfig:
     timeout: float
     helo_name: str
     mail_from: str
-    socks5_proxy: str = ""
+    socks5_proxy: str = ""  # the setting: comma-separated proxies (``proxies`` is built from it)
     on_reply: ReplyObserver = field(default=ignore_reply, compare=False)
+    # Shared by every connection made with this config: the proxies' breakers live in it.
+    proxies: ProxyPool | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.proxies is None and self.socks5_proxy:
+            pool = ProxyPool.from_setting(self.socks5_proxy, timeout=self.timeout)
+            object.__setattr__(self, "proxies", pool)  # frozen: set once, here
 
 
 def connect_outcome(result: SessionResult) -> ConnectOutcome:
@@ -87,11 +93,6 @@ def _accepted_then_failed(exc: BaseException) -> bool:
     )
 
 
-def socks5_url(spec: str) -> str:
-    """``host:port`` (as documented) or a full ``socks5://[user:pass@]host:port`` URL."""
-    return spec if "://" in spec else f"socks5://{spec}"
-
-
 def _tls_context() -> ssl.SSLContext:
     # Certificates are not checked: nothing secret crosses the link and many MX hosts use
     # self-signed or mismatched certificates; TLS here only avoids plaintext-only refusals.
@@ -104,13 +105,33 @@ def _tls_context() -> ssl.SSLContext:
 _TLS = _tls_context()
 
 
+class _PoliteSMTP(aiosmtplib.SMTP):
+    """Says QUIT to a refused greeting (RFC 5321 3.1: the server waits for it).
+
+    aiosmtplib raises on a greeting other than 220 and closes the connection itself, before
+    the caller could answer; this is the one place where the socket is still open. (The
+    server's 221 is not told to the reply observer: its order would precede the greeting's.)
+    """
+
+    # aiosmtplib's own (private) signature, called with ``timeout=``.
+    async def _create_connection(
+        self,
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> aiosmtplib.SMTPResponse:
+        try:
+            return await super()._create_connection(timeout)
+        except aiosmtplib.SMTPConnectResponseError:
+            if self.protocol is not None:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    step = timeout if timeout is not None else self.timeout
+                    await self.protocol.execute_command(b"QUIT", timeout=step)
+            raise
+
+
 async def _open(target: Target, config: ProbeConfig) -> tuple[aiosmtplib.SMTP, Reply]:
-    if config.socks5_proxy:
-        proxy = Proxy.from_url(socks5_url(config.socks5_proxy))
-        sock = await proxy.connect(
-            dest_host=target.address, dest_port=config.port, timeout=config.timeout
-        )
-        client = aiosmtplib.SMTP(
+    if config.proxies is not None:
+        sock = await config.proxies.connect(target.address, config.port)
+        client = _PoliteSMTP(
             hostname=target.host,
             sock=sock,
             timeout=config.timeout,
@@ -119,7 +140,7 @@ async def _open(target: Target, config: ProbeConfig) -> tuple[aiosmtplib.SMTP, R
             tls_context=_TLS,
         )
     else:
-        client = aiosmtplib.SMTP(
+        client = _PoliteSMTP(
             hostname=target.address,
             port=config.port,
             timeout=config.timeout,
@@ -197,7 +218,11 @@ class ProbeConnection:
                     self.tls = "ok"
                 except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
                     # A broken TLS stack on the MX is no evidence about mailboxes: start over
-                    # in plain text on a new connection.
+                    # in plain text on a new connection. A refused STARTTLS leaves the
+                    # plain session intact: end it with QUIT (after a broken handshake the
+                    # stream is garbage and only closing is left).
+                    if isinstance(exc, aiosmtplib.SMTPResponseException):
+                        await self.quit()
                     self.close()
                     fresh = SessionResult(self.target)
                     opened = await self.open(fresh, try_tls=False)
@@ -210,17 +235,19 @@ class ProbeConnection:
                     return opened
             self.smtputf8 = self.client.supports_extension("smtputf8")
             return True
-        except (TimeoutError, ProxyTimeoutError) as exc:  # aiosmtplib's timeouts subclass it
+        except TimeoutError as exc:  # aiosmtplib's and the proxies' timeouts subclass it
             result.failure, result.failure_detail = "timeout", f"timeout during {stage}: {exc}"
             result.connected = result.connected or _accepted_then_failed(exc)
         except aiosmtplib.SMTPServerDisconnected as exc:
             result.failure = "dropped"
             result.failure_detail = f"connection dropped during {stage}: {exc}"
             result.connected = True
-        except (aiosmtplib.SMTPException, ProxyError, OSError) as exc:
+        except (aiosmtplib.SMTPException, OSError) as exc:  # proxy errors are OSErrors
             result.failure = "refused" if not result.greeted else "dropped"
             result.failure_detail = f"{stage} failed: {exc}"
             result.connected = result.connected or _accepted_then_failed(exc)
+            if isinstance(exc, aiosmtplib.SMTPResponseException):
+                await self.quit()  # a refused EHLO and HELO: the server still waits for QUIT
         self.close()
         return False
 
@@ -262,7 +289,7 @@ class ProbeConnection:
             self.config.on_reply("mail", response.code)
             if response.code >= 300:
                 result.session_reply = Reply.parse(response.code, response.message)
-                self.close()
+                await self.quit()  # the session is over: say so (RFC 5321 4.1.1.10)
                 return
             stage = "rcpt"
             for recipient in recipients:
@@ -284,8 +311,8 @@ class ProbeConnection:
                 response = await client.execute_command(b"RSET")
                 self.config.on_reply("rset", response.code)
                 if response.code != 250:
-                    self.close()  # cannot start a clean transaction on this connection
-        except (TimeoutError, ProxyTimeoutError) as exc:
+                    await self.quit()  # cannot start a clean transaction on this connection
+        except TimeoutError as exc:
             if stage != "rset":
                 result.failure, result.failure_detail = "timeout", f"timeout during {stage}: {exc}"
             self.close()
