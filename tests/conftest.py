@@ -50,8 +50,16 @@ def make_server(tmp_path: Path) -> Iterator[object]:
 _FAST_DIRS = {"batches", "jobs", "store", "accounts", "export"}
 
 
+# Tests of the shared services (one PostgreSQL database, one Redis DB that the scale-out
+# fixtures flush): under pytest-xdist (`--dist loadgroup`) they all run on one worker.
+_SHARED_SERVICES = ("scaleout", "api/test_rate_limit.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = item.path.relative_to(Path(__file__).parent).parts
+        relative = item.path.relative_to(Path(__file__).parent)
+        parts = relative.parts
         if parts and parts[0] in _FAST_DIRS:
             item.add_marker(pytest.mark.fast)
+        if any(relative.as_posix().startswith(prefix) for prefix in _SHARED_SERVICES):
+            item.add_marker(pytest.mark.xdist_group("shared-services"))
