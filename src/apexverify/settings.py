@@ -40,6 +40,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PerSecond = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -207,6 +208,12 @@ class Settings(BaseSettings):
     # The token bucket of a key; 0 = from PER_MINUTE (that many at once, PER_MINUTE/60 per s).
     rate_limit_capacity: NonNegativeInt = 0
     rate_limit_refill_per_second: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    # Publishable keys (apx_pub_..., POST /v1/unit from browsers) are public: a bucket per
+    # key and one per client address, both smaller than a secret key's (docs/browser.md).
+    publishable_rate_limit_capacity: PositiveInt = 30
+    publishable_rate_limit_refill_per_second: PerSecond = 0.5
+    publishable_rate_limit_per_ip_capacity: PositiveInt = 10
+    publishable_rate_limit_per_ip_refill_per_second: PerSecond = 0.2
     # A request's line and headers must arrive within this (slowloris sockets are closed).
     header_timeout_seconds: Seconds = 10.0
     # When set, GET /metrics wants "Authorization: Bearer <token>".

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from ..settings import Settings
-from . import middleware, ops, upload_guard
+from . import cors, middleware, ops, upload_guard
 from .routers import account, batches, unit, webhooks
 
 router = APIRouter()
@@ -19,9 +19,12 @@ router.include_router(ops.router)
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The API's middleware. The upload guard goes first, so innermost: inside the rate limits
-    (a refused upload still counts against its key) and the fixed headers."""
+    (a refused upload still counts against its key) and the fixed headers. CORS goes last,
+    so outermost: it answers preflights before anything could refuse them, and its headers
+    reach every answer of ``POST /v1/unit`` to an allowed origin, 401s and 429s included."""
     upload_guard.install(app)
     middleware.install(app, settings)
+    cors.install(app)
 
 
 __all__ = ["install", "router"]

@@ -11,6 +11,12 @@ is shared by every API process when ``APEXVERIFY_REDIS_URL`` is set; otherwise e
 keeps its buckets in memory. The stores are used directly (``check``/``read``) rather than
 through ``StateBucket``, whose last verdict is kept on the bucket object and would be mixed up
 by two concurrent requests of one key.
+
+Publishable keys (``apx_pub_...``, recognised by their prefix: no lookup) are public, written
+into web pages, so anyone can send them: each such request spends a token of the client
+address's publishable bucket, then one of the key's, both smaller than a secret key's
+(``APEXVERIFY_PUBLISHABLE_RATE_LIMIT_*``; ``docs/browser.md``). The address's comes first, so
+one address over its limit spends nothing of the key's that the form's other visitors share.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any, TypeVar, cast
 from pyrate_limiter import InMemoryStateStore, Rate, RedisStateStore, StateStore, TokenBucket
 from pyrate_limiter.abstracts.algorithm import State
 
+from ..accounts.keys import looks_publishable
 from ..settings import Settings
 
 # Seconds since some origin. Memory buckets use a monotonic clock; shared ones the wall clock,
@@ -67,6 +74,10 @@ class Decision:
         }
 
 
+def _left(decision: Decision) -> int:
+    return decision.remaining
+
+
 def bucket_shape(settings: Settings) -> tuple[int, float]:
     """(capacity, refill per second): ``RATE_LIMIT_CAPACITY`` / ``_REFILL_PER_SECOND``, each
     defaulting (when 0) to what ``RATE_LIMIT_PER_MINUTE`` means: that many at once, and that
@@ -90,6 +101,41 @@ def _ident(api_key: str | None, client_ip: str) -> str:
     return f"ip:{client_ip}"
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A bucket's size: ``capacity`` tokens at once, ``refill_per_second`` back."""
+
+    capacity: int
+    refill_per_second: float
+
+    def rates(self) -> list[Rate]:
+        return [_rate(self.capacity, self.refill_per_second)]
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    capacity: int
+    rates: list[Rate]
+
+    @classmethod
+    def of(cls, shape: Shape) -> _Bucket:
+        return cls(shape.capacity, shape.rates())
+
+
+def publishable_shapes(settings: Settings) -> tuple[Shape, Shape]:
+    """(per publishable key, per client address for publishable keys)."""
+    return (
+        Shape(
+            settings.publishable_rate_limit_capacity,
+            settings.publishable_rate_limit_refill_per_second,
+        ),
+        Shape(
+            settings.publishable_rate_limit_per_ip_capacity,
+            settings.publishable_rate_limit_per_ip_refill_per_second,
+        ),
+    )
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -97,9 +143,16 @@ class RateLimiter:
         refill_per_second: float,
         redis_url: str = "",
         clock: Clock | None = None,
+        publishable: tuple[Shape, Shape] | None = None,
     ) -> None:
+        """``publishable``: the buckets of publishable keys (per key, per address); without
+        it they are limited as any key."""
         self.capacity = capacity
         self.rates = [_rate(capacity, refill_per_second)]
+        self._default = _Bucket(capacity, self.rates)
+        self._publishable = (
+            (_Bucket.of(publishable[0]), _Bucket.of(publishable[1])) if publishable else None
+        )
         self.algorithm = TokenBucket()
         self.clock: Clock = clock or (time.time if redis_url else time.monotonic)
         self._redis: Any = None
@@ -110,53 +163,66 @@ class RateLimiter:
             # of failing with "Too many connections" (the plain pool's answer past 100).
             pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=5)
             self._redis = redis.Redis(connection_pool=pool)
-        self._memory: dict[str, StateStore] = {}
+        # Each memory bucket with its shape: the sweep must measure it with its own rates.
+        self._memory: dict[str, tuple[StateStore, _Bucket]] = {}
         self._next_sweep = _MIN_SWEEP_SIZE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
         capacity, refill = bucket_shape(settings)
-        return cls(capacity, refill, settings.redis_url)
+        return cls(capacity, refill, settings.redis_url, publishable=publishable_shapes(settings))
 
     async def hit(self, api_key: str | None, client_ip: str) -> Decision:
         """Spend one token of the caller's bucket, or say how long until there is one."""
         now_ms = int(self.clock() * 1000)
-        store = self._store(_ident(api_key, client_ip), now_ms)
-        verdict = await _settled(store.check(self.algorithm, self.rates, now_ms, 1))
+        if api_key and self._publishable is not None and looks_publishable(api_key):
+            per_key, per_address = self._publishable
+            by_address = await self._spend(f"pubip:{client_ip}", per_address, now_ms)
+            if not by_address.allowed:
+                return by_address
+            by_key = await self._spend(_ident(api_key, client_ip), per_key, now_ms)
+            # The headers report the bucket that runs out first.
+            return by_key if not by_key.allowed else min(by_key, by_address, key=_left)
+        return await self._spend(_ident(api_key, client_ip), self._default, now_ms)
+
+    async def _spend(self, ident: str, bucket: _Bucket, now_ms: int) -> Decision:
+        store = self._store(ident, bucket, now_ms)
+        verdict = await _settled(store.check(self.algorithm, bucket.rates, now_ms, 1))
         if not verdict.allowed:
             # Rounded up, and at least 1: a client that waits this long finds a token.
             wait_ms = verdict.retry_after_ms or 1000
-            return Decision(False, self.capacity, 0, max(1, math.ceil(wait_ms / 1000)))
-        return Decision(True, self.capacity, await self._remaining(store, now_ms), 0)
+            return Decision(False, bucket.capacity, 0, max(1, math.ceil(wait_ms / 1000)))
+        return Decision(True, bucket.capacity, await self._remaining(store, bucket, now_ms), 0)
 
-    async def _remaining(self, store: StateStore, now_ms: int) -> int:
+    async def _remaining(self, store: StateStore, bucket: _Bucket, now_ms: int) -> int:
         # A report, not a decision: a second read, so it may already count a concurrent
         # request of the same key. Whole tokens only: what can be spent right now.
-        state = await _settled(store.read(self.algorithm, self.rates))
-        return max(0, self.capacity - self.algorithm.consumed(self.rates, state, now_ms))
+        state = await _settled(store.read(self.algorithm, bucket.rates))
+        return max(0, bucket.capacity - self.algorithm.consumed(bucket.rates, state, now_ms))
 
-    def _store(self, ident: str, now_ms: int) -> StateStore:
+    def _store(self, ident: str, bucket: _Bucket, now_ms: int) -> StateStore:
         if self._redis is not None:
             return RedisStateStore(self._redis, _REDIS_PREFIX + ident)
-        store = self._memory.get(ident)
-        if store is None:
+        kept = self._memory.get(ident)
+        if kept is None:
             if len(self._memory) >= self._next_sweep:
                 self._sweep(now_ms)
-            store = self._memory[ident] = InMemoryStateStore()
-        return store
+            kept = self._memory[ident] = (InMemoryStateStore(), bucket)
+        return kept[0]
 
     def _sweep(self, now_ms: int) -> None:
         full = [
             ident
-            for ident, store in self._memory.items()
-            if self.algorithm.consumed(self.rates, self._memory_state(store), now_ms) == 0
+            for ident, (store, bucket) in self._memory.items()
+            if self._consumed(store, bucket, now_ms) == 0
         ]
         for ident in full:
             del self._memory[ident]
         self._next_sweep = max(_MIN_SWEEP_SIZE, 2 * len(self._memory))
 
-    def _memory_state(self, store: StateStore) -> State:
-        return cast(State, store.read(self.algorithm, self.rates))  # in memory: no awaitable
+    def _consumed(self, store: StateStore, bucket: _Bucket, now_ms: int) -> int:
+        state = cast(State, store.read(self.algorithm, bucket.rates))  # in memory: no awaitable
+        return self.algorithm.consumed(bucket.rates, state, now_ms)
 
     async def aclose(self) -> None:
         if self._redis is not None:

@@ -536,6 +536,18 @@ class KeySummary(BaseModel):
     prefix: str = Field(description="The first characters of the key, to recognise it.")
     created_at: datetime | None
     revoked_at: datetime | None
+    kind: Literal["secret", "publishable"] = Field(
+        description="Extension. secret: every endpoint, servers only. publishable: "
+        "POST /v1/unit only, from a web page on one of allowed_origins."
+    )
+    public_key: str | None = Field(
+        description="Extension. A publishable key in full (it is written into web pages); "
+        "null for a secret key, whose value is shown only once."
+    )
+    allowed_origins: list[str] = Field(
+        description="Extension. The origins (scheme://host[:port]) a publishable key may "
+        "be used from; empty for a secret key."
+    )
 
 
 class KeyList(BaseModel):
@@ -685,7 +697,11 @@ _ANSWERS: dict[int, tuple[type[BaseModel], str]] = {
     400: (Error, "Bad Request"),
     401: (Error, "Unauthorized: the X-API-Key header is missing, unknown or revoked"),
     402: (Error, "Payment Required: not enough credits"),
-    403: (Error, "Forbidden"),
+    403: (
+        Error,
+        "Forbidden: a publishable key (apx_pub_...) works only for POST /v1/unit, from an "
+        "origin it lists",
+    ),
     404: (Error, "Not Found"),
     409: (Error, "Conflict"),
     413: (Error, "Payload Too Large"),
@@ -711,11 +727,12 @@ def answers(
     **ok_extra: Any,
 ) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a v1 operation: ``ok`` (its 200 model, documentation only) and
-    ``errors``, plus 401, 429 and 500, which every authenticated operation can answer.
-    ``notes`` says when this operation gives a status, ``models`` replaces the body of one,
-    ``ok_extra`` adds to the 200 (``description``, other ``content`` types)."""
+    ``errors``, plus 401, 403 (a publishable key), 429 and 500, which every authenticated
+    operation can answer. ``notes`` says when this operation gives a status, ``models``
+    replaces the body of one, ``ok_extra`` adds to the 200 (``description``, other
+    ``content`` types)."""
     documented: dict[int | str, dict[str, Any]] = {200: {"model": ok, **ok_extra}}
-    for code in sorted({*errors, 401, 429, 500}):
+    for code in sorted({*errors, 401, 403, 429, 500}):
         model, description = _ANSWERS[code]
         note = (notes or {}).get(code)
         documented[code] = {

@@ -67,9 +67,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kcreate = key.add_parser("create", help="create a labelled key (shown once)")
     kcreate.add_argument("--account", required=True, help="account id")
     kcreate.add_argument("--label", default="")
+    kcreate.add_argument(
+        "--publishable",
+        action="store_true",
+        help="a browser key (apx_pub_...): POST /v1/unit only, from the --origin pages",
+    )
+    kcreate.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an allowed origin of a publishable key, scheme://host[:port] (repeatable)",
+    )
     kcreate.add_argument("--json", action="store_true")
     kcreate.set_defaults(handler=_key_create)
-    klist = key.add_parser("list", help="list an account's keys (prefixes only)")
+    klist = key.add_parser(
+        "list", help="list an account's keys (secret ones by prefix, publishable ones in full)"
+    )
     klist.add_argument("--account", required=True)
     klist.add_argument("--json", action="store_true")
     klist.set_defaults(handler=_key_list)
@@ -225,22 +239,32 @@ def _account_list(args: argparse.Namespace) -> int:
 def _key_create(args: argparse.Namespace) -> int:
     store = _store()
     with store.write() as session:
-        new = accounts.create_key(session, args.account, args.label)
-    _print(
-        {"id": new.key_id, "api_key": new.api_key},
-        args.json,
-        f"key {new.key_id}\nAPI key (shown once): {new.api_key}",
-    )
+        new = accounts.create_key(
+            session, args.account, args.label, publishable=args.publishable, origins=args.origin
+        )
+    data: dict[str, Any] = {"id": new.key_id, "api_key": new.api_key, "kind": new.kind}
+    text = f"key {new.key_id}\nAPI key (shown once): {new.api_key}"
+    if new.allowed_origins:
+        data["allowed_origins"] = list(new.allowed_origins)
+        text = (
+            f"key {new.key_id}\npublishable key (POST /v1/unit only, from "
+            f"{', '.join(new.allowed_origins)}): {new.api_key}"
+        )
+    _print(data, args.json, text)
     return 0
 
 
 def _key_list(args: argparse.Namespace) -> int:
     store = _store()
     with store.read() as session:
-        keys = [accounts.key_summary(k) for k in accounts.list_keys(session, args.account)]
+        keys = accounts.key_summaries(session, args.account)
     text = "\n".join(
-        f"{k['id']}  {k['prefix']}…  {k['label']}"
-        f"{'  revoked ' + str(k['revoked_at']) if k['revoked_at'] else ''}"
+        (
+            f"{k['id']}  {k['public_key']}  {k['label']}  from {' '.join(k['allowed_origins'])}"
+            if k["public_key"]
+            else f"{k['id']}  {k['prefix']}…  {k['label']}"
+        )
+        + (f"  revoked {k['revoked_at']}" if k["revoked_at"] else "")
         for k in keys
     )
     _print(keys, args.json, text or "no keys")

@@ -1,5 +1,6 @@
-"""Credits and API keys: create (the key is shown once, on the page that answers the form)
-and revoke. Revoking the key this browser signed in with signs it out."""
+"""Credits and API keys: create (a secret key is shown once, on the page that answers the
+form; a publishable key, for web pages, is listed in full with its allowed origins) and
+revoke. Revoking the key this browser signed in with signs it out."""
 
 from __future__ import annotations
 
@@ -27,7 +28,14 @@ def _account_page(
         account = accounts.get_account(session, user.account.id)
         balances = accounts.balances(account)
         keys = accounts.list_keys(session, user.account.id)
-    context = {"user": user, "balances": balances, "keys": keys, "current_key": user.key.id}
+        origins = accounts.allowed_origins(session, [key.id for key in keys])
+    context = {
+        "user": user,
+        "balances": balances,
+        "keys": keys,
+        "origins": origins,
+        "current_key": user.key.id,
+    }
     return page(request, "account.html", context | extra, status=status)
 
 
@@ -43,9 +51,28 @@ def create_key(request: Request, user: User, services: Svc, tx: WriteTx, form: F
         return _account_page(
             request, services, user, 400, error=f"A label has at most {LABEL_MAX} characters."
         )
-    new = accounts.create_key(tx, user.account.id, label)
+    publishable = form.get("kind") == "publishable"
+    # One origin a line (or separated by spaces or commas), as pasted from an address bar.
+    origins = str(form.get("origins") or "").replace(",", " ").split()
+    try:
+        new = accounts.create_key(
+            tx, user.account.id, label, publishable=publishable, origins=origins
+        )
+    except ApexError as exc:
+        tx.rollback()
+        return _account_page(
+            request,
+            services,
+            user,
+            exc.status_code,
+            error=exc.message,
+            typed_label=label,
+            typed_origins="\n".join(origins),
+        )
     tx.commit()  # the page below lists the new key
-    return _account_page(request, services, user, new_key=new.api_key, new_label=label)
+    return _account_page(
+        request, services, user, new_key=new.api_key, new_label=label, new_kind=new.kind
+    )
 
 
 @router.post("/account/keys/{key_id}/revoke")

@@ -64,6 +64,25 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # secret | publishable (migration 0006; accounts/keys.py). A publishable key is written
+    # into web pages, so its clear value is kept to be shown again; a secret key's never is.
+    kind: Mapped[str] = mapped_column(String(16), default="secret", server_default="secret")
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ApiKeyOrigin(Base):
+    """A browser origin (``scheme://host[:port]``) a publishable key may be used from. One
+    row per origin, indexed by origin: a CORS preflight asks "does any active publishable key
+    list this origin?" without a key (migration 0006)."""
+
+    __tablename__ = "api_key_origins"
+    __table_args__ = (Index("ix_api_key_origins_origin", "origin"),)
+
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    origin: Mapped[str] = mapped_column(String(300), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the order they were given
 
 
 class CreditMovement(Base):

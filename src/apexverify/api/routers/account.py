@@ -26,15 +26,18 @@ def credits(account: Auth, tx: ReadTx) -> dict[str, float]:
 
 @router.get("/keys", summary="List API keys", response_model=None, responses=answers(KeyList))
 def list_keys(account: Auth, tx: ReadTx) -> dict[str, Any]:
-    """Labels and prefixes only: a key's secret is shown once, at creation."""
-    return {"keys": [_key_view(k) for k in accounts.list_keys(tx, account.id)]}
+    """Labels and prefixes only: a secret key is shown once, at creation. A publishable key
+    (extension) is listed in full with its allowed origins: it is not a secret."""
+    keys = accounts.list_keys(tx, account.id)
+    origins = accounts.allowed_origins(tx, [k.id for k in keys])
+    return {"keys": [_key_view(k, origins.get(k.id)) for k in keys]}
 
 
-def _key_view(key: ApiKey) -> dict[str, str | None]:
+def _key_view(key: ApiKey, origins: list[str] | None) -> dict[str, Any]:
     # RFC 3339 in UTC, as every other time of the API: key_summary's isoformat() of the naive
     # datetimes SQLite hands back has no offset, which no date-time parser has to accept.
     return {
-        **accounts.key_summary(key),
+        **accounts.key_summary(key, origins),
         "created_at": iso(key.created_at),
         "revoked_at": iso(key.revoked_at),
     }

@@ -247,7 +247,8 @@ def cancel(batch_uuid: UUID, account: Auth, services: Svc, tx: WriteTx) -> dict[
     "/{batch_uuid}",
     summary="Batch Status",
     response_model=None,
-    # The reference's own list, 400 and 403 included, though this server answers neither here.
+    # The reference's own list, 400 included, though this server never answers it here (403:
+    # a publishable key, as on every operation).
     responses=answers(
         Batch_status_v1_batch__batch_uuid__get_Response_200,
         400,
