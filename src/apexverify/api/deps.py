@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from ..accounts import service as accounts
+from ..errors import Unauthorized
 from ..store.models import Account
 from ..web.deps import Svc
 
@@ -23,6 +24,8 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 def current_account(
     request: Request, services: Svc, api_key: str | None = Depends(api_key_header)
 ) -> Account:
+    if not api_key:
+        raise Unauthorized()  # before any database work, as always
     with services.store.read() as session:
         account, key = accounts.authorize(session, api_key)
     request.state.api_key_id = key.id
@@ -32,6 +35,8 @@ def current_account(
 def unit_account(
     request: Request, services: Svc, api_key: str | None = Depends(api_key_header)
 ) -> Account:
+    if not api_key:
+        raise Unauthorized()
     with services.store.read() as session:
         account, key = accounts.authorize_unit(session, api_key, request.headers.get("origin"))
     request.state.api_key_id = key.id
