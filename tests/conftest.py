@@ -47,7 +47,7 @@ def make_server(tmp_path: Path) -> Iterator[object]:
 
 
 # The fast tier: tests of the services and the in-process app that start no server process.
-_FAST_DIRS = {"batches", "jobs", "store", "accounts", "export"}
+_FAST_DIRS = {"batches", "jobs", "store", "accounts", "export", "webhooks"}
 
 
 # Tests of the shared services (one PostgreSQL database, one Redis DB that the scale-out

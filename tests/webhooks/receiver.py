@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +21,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    answered: int = 200
 
     @property
     def json(self) -> Any:
@@ -34,19 +35,25 @@ class Received:
 @dataclass
 class Receiver:
     url: str
-    statuses: list[int] = field(default_factory=list)  # answered in order, then 200
+    statuses: list[int] = field(default_factory=list)  # answered in order, then ``default``
+    default: int = 200
     received: list[Received] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def answer(self) -> int:
-        return self.statuses.pop(0) if self.statuses else 200
+        return self.statuses.pop(0) if self.statuses else self.default
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         """Until ``count`` requests arrived (an upper bound: the test fails after it)."""
         with self.changed:
             self.changed.wait_for(lambda: len(self.received) >= count, timeout)
             assert len(self.received) >= count, [r.json for r in self.received]
             return list(self.received)
+
+    def wait_until(self, done: Callable[[list[Received]], bool], timeout: float = 60.0) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: done(self.received), timeout)
+            assert done(self.received), [(r.id, r.json["type"]) for r in self.received]
 
 
 @contextmanager
@@ -58,9 +65,8 @@ def receiving(statuses: list[int] | None = None) -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with receiver.changed:
                 status = receiver.answer()
-                receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.received.append(Received(self.path, headers, body, status))
                 receiver.changed.notify_all()
             self.send_response(status)
             self.send_header("Content-Length", "0")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ApexError, ConfigurationError
-from . import admin, cache_commands, client_commands
+from . import admin, cache_commands, client_commands, webhook_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     admin.register(sub)
     cache_commands.register(sub)
+    webhook_commands.register(sub)
     client_commands.register(sub)
     return parser
 

@@ -34,6 +34,7 @@ from ._models import (
     Credits,
     Upload,
 )
+from ._webhooks import WebhookVerificationError, verify_webhook
 from ._workflow import Declined, VerifyResult, verify_file
 
 __all__ = [
@@ -62,5 +63,7 @@ __all__ = [
     "Upload",
     "ValidationError",
     "VerifyResult",
+    "WebhookVerificationError",
     "verify_file",
+    "verify_webhook",
 ]
