@@ -78,6 +78,12 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :])
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL, as given (relative paths are relative to the working
+    directory); None for PostgreSQL and in-memory SQLite."""
+    return _sqlite_path(normalize_url(url))
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
