@@ -10,16 +10,28 @@ body and running the app are not limited by it.
 
 A subclass of uvicorn's httptools protocol (what uvicorn's "auto" picks with
 ``uvicorn[standard]``), hooking the parser's ``on_message_begin`` / ``on_headers_complete``.
+
+:func:`serve` runs uvicorn with that protocol, the logging set-up of :mod:`apexverify.logs`
+and the options of ``apexverify serve`` (worker processes, proxy headers).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from .. import logs
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ..batches.context import Services
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -83,3 +95,69 @@ def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
         header_timeout = seconds
 
     return Bound
+
+
+# -- running the server -------------------------------------------------------------------------
+
+
+class WorkerHeaderTimeoutProtocol(HeaderTimeoutProtocol):
+    """The protocol of ``serve --workers N``: uvicorn's worker processes import it by name
+    (a class made by :func:`header_timeout_protocol` cannot be sent to them), and
+    :func:`worker_app` sets its deadline from the settings in each process."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    workers: int = 1
+    # uvicorn's: trust X-Forwarded-For/-Proto from these addresses (None = uvicorn's default,
+    # $FORWARDED_ALLOW_IPS or 127.0.0.1,::1), so the dashboard's Secure cookies and per-address
+    # limits see the client behind a TLS proxy.
+    proxy_headers: bool = True
+    forwarded_allow_ips: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+
+def serve(services: Services, options: ServeOptions) -> None:
+    """Serve until stopped: the app over ``services`` in this process, or ``options.workers``
+    uvicorn worker processes that each build their own (scale-out mode only: the caller
+    checked that jobs run in ``apexverify worker`` processes, not in these)."""
+    import uvicorn
+
+    common: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        # uvicorn's own loggers go through the same handler and formatter as ours, in its
+        # worker processes too (each applies this configuration when it starts).
+        "log_config": logs.dict_config(options.log_level, options.log_format),
+        "log_level": options.log_level.lower(),
+        "timeout_graceful_shutdown": 5,
+        "proxy_headers": options.proxy_headers,
+        "forwarded_allow_ips": options.forwarded_allow_ips,
+    }
+    if options.workers == 1:
+        from ..app import create_app
+
+        timeout = services.settings.header_timeout_seconds
+        app = create_app(services=services)
+        uvicorn.run(app, http=header_timeout_protocol(timeout), **common)
+        return
+    services.store.dispose()  # built to check the configuration; each worker builds its own
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=options.workers,
+        http=f"{__name__}:{WorkerHeaderTimeoutProtocol.__name__}",
+        **common,
+    )
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process (uvicorn calls it in each)."""
+    from ..app import create_app
+
+    settings = Settings.from_env()  # the parent's environment: it checked these already
+    WorkerHeaderTimeoutProtocol.header_timeout = settings.header_timeout_seconds
+    return create_app(settings)
