@@ -231,7 +231,8 @@ class CachedResult(Base):
 class WebhookEndpoint(Base):
     """A receiver of an account's batch events (migration 0005). ``secret`` is the signing
     secret sealed with the server's secret key (webhooks/signing.py), never the plain value;
-    ``events`` lists the event types sent (empty: all)."""
+    ``events`` lists the event types sent (empty: all). An endpoint with ``disabled_at`` set
+    gets no new deliveries and its pending ones wait (pausing; no command sets it yet)."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_account", "account_id"),)

@@ -89,10 +89,16 @@ def record_attempt(session: Session, delivery_id: str, attempts: int, **values: 
 
 
 def due_pending(session: Session, now: datetime, limit: int) -> list[tuple[str, int]]:
-    """Pending deliveries whose next attempt is due: ``(id, attempts so far)``."""
+    """Pending deliveries of enabled endpoints whose next attempt is due: ``(id, attempts
+    so far)``. (A disabled endpoint's deliveries wait: its job would only skip them.)"""
     query = (
         select(WebhookDelivery.id, WebhookDelivery.attempts)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.disabled_at.is_(None),
+        )
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
     )
