@@ -206,6 +206,7 @@ def cancel(services: Services, session: Session, account_id: str, batch_uuid: st
             reason=CANCEL_REASON,
             evidence=CANCEL_EVIDENCE,
             cancelled=True,
+            queue=services.queue,  # the webhook events are deferred with the cancel
         )
     except states.TransitionLost:
         # A chunk finished it (or another cancel won) between the read and the update; the
