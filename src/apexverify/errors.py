@@ -1,5 +1,7 @@
 """Domain errors. Each carries the HTTP status the API answers with, so one handler in
-``api/errors.py`` turns any of them into ``{"message": ...}``.
+``web/errors.py`` turns any of them into ``{"message": ...}``. Features define their own
+subclasses next to their rules (``accounts.service.KeyRefused`` 403 for a publishable key used
+outside ``POST /v1/unit``, the webhooks package's errors).
 
     ApexError
     ├── BadRequest (400)
@@ -8,6 +10,7 @@
     │   └── BatchLocked
     ├── Unauthorized (401)
     ├── InsufficientCredits (402)
+    ├── (KeyRefused, accounts: 403)
     ├── NotFound (404)
     ├── Conflict (409)
     │   └── NotCancellable
