@@ -66,7 +66,8 @@ EnvironmentSource = Callable[[], Sequence[EnvironmentCheck]]
 class EnvironmentCollector(Collector):
     """The engines' environment checks at scrape time (last known state, no network I/O):
     ``apexverify_environment_healthy{check}``, the DNS answer shares of the health window,
-    the age of the last canary check and the MX hosts failing before greeting."""
+    the age of the last canary check, the MX hosts failing before greeting and the SMTP
+    breakers open after a block (``smtp_blocks``)."""
 
     def __init__(self) -> None:
         self.source: EnvironmentSource | None = None
@@ -98,6 +99,10 @@ class EnvironmentCollector(Collector):
             "apexverify_smtp_outbound_failed_hosts",
             "Distinct MX hosts that failed before greeting since the last greeting",
         )
+        open_breakers = GaugeMetricFamily(
+            "apexverify_smtp_open_breakers",
+            "SMTP breakers open after a block (MX hosts and providers not probed meanwhile)",
+        )
         for check in checks:
             healthy.add_metric([check.name], 1.0 if check.ok else 0.0)
             details = check.details
@@ -109,7 +114,9 @@ class EnvironmentCollector(Collector):
                 canary_age.add_metric([], float(details["canary_check_age_seconds"]))
             if isinstance(details.get("failed_hosts"), int):
                 failed_hosts.add_metric([], float(details["failed_hosts"]))
-        yield from (healthy, shares, answers, canary_age, failed_hosts)
+            if isinstance(details.get("open_breakers"), int):
+                open_breakers.add_metric([], float(details["open_breakers"]))
+        yield from (healthy, shares, answers, canary_age, failed_hosts, open_breakers)
 
 
 ENVIRONMENT = EnvironmentCollector()

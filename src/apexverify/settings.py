@@ -255,6 +255,12 @@ class Settings(BaseSettings):
     smtp_max_connections_per_mx: PositiveInt = 5
     smtp_rcpt_per_connection: PositiveInt = 50
     smtp_max_idle_connections: PositiveInt = 1000  # idle connections kept ~10 s
+    # Politeness (docs/politeness.md): an MX that blocks us is left alone this long; the
+    # unit servers count rates over (first cool-down after a limit); refused RCPTs per
+    # connection before a fresh one (stock Postfix slows down after 10).
+    smtp_breaker_seconds: Seconds = 1800.0
+    smtp_limit_window_seconds: Seconds = 60.0
+    smtp_max_rejected_per_connection: PositiveInt = 8
 
     # Phone engine
     phone_lookup_provider: PhoneLookupProvider = "none"

@@ -341,8 +341,11 @@ def test_smtp_health_needs_distinct_hosts_and_forgets_old_failures() -> None:
 async def test_factory_reports_the_email_engine_checks_and_others_report_none() -> None:
     async with email_lab() as lab:
         factory = EngineFactory(lab.settings())
-        assert [c.name for c in factory.health()] == [DNS_CHECK, SMTP_CHECK]  # built for it
-        dns, smtp = await factory.check_health()
+        names = [c.name for c in factory.health()]  # built for it
+        assert names == [DNS_CHECK, SMTP_CHECK, "smtp_blocks"]
+        dns, smtp, blocks = await factory.check_health()
+        assert blocks.ok
+        assert not blocks.affects_readiness  # a block is a warning
         assert dns.ok, dns
         assert dns.reason.startswith("canaries resolved"), dns
         assert dns.details["canaries"] == dict.fromkeys(
@@ -350,7 +353,7 @@ async def test_factory_reports_the_email_engine_checks_and_others_report_none() 
         )
         lab.dns.lying = True
         lab_settings = lab.settings(dns_canary_interval_seconds=0)
-        lying, _ = await EngineFactory(lab_settings).check_health()
+        lying, *_ = await EngineFactory(lab_settings).check_health()
         await factory.aclose()
     assert smtp.ok
     assert smtp.reason == "no recent SMTP attempts"

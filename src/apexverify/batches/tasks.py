@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,14 +86,16 @@ def defer_verify(
     services: Services, session: Session | None, batch_uuid: str, run_at: float | None = None
 ) -> None:
     """Enqueue the fan-out of a batch's due rows; a delayed one (greylisting retries) has a
-    dedupe key of its own, so the running fan-out or chunk does not swallow it."""
+    dedupe key of its own, so the running fan-out or chunk does not swallow it. The key
+    names the second it is due: a fan-out already waiting for a later time must not swallow
+    an earlier one (a greylisted row due in 2 s behind a stall check due in 15)."""
     _defer(
         services.queue,
         session,
         VERIFY_BATCH,
         {"batch_uuid": batch_uuid},
         lock=verify_lock(batch_uuid),
-        dedupe_key=f"verify_batch_later:{batch_uuid}" if run_at else None,
+        dedupe_key=f"verify_batch_later:{batch_uuid}:{math.ceil(run_at)}" if run_at else None,
         run_at=run_at,
         priority=VERIFY_PRIORITY,
     )
@@ -289,6 +292,12 @@ async def verify_chunk(
         defer_verify(services, None, batch_uuid, run_at=min(retry_at, soon))
     elif await asyncio.to_thread(verification.nothing_left, services, batch_uuid):
         await asyncio.to_thread(verification.finalize, services, batch_uuid)
+    else:
+        # Other rows wait for retries due after the fan-out that deferred this chunk (the
+        # delayed fan-out a chunk defers is consumed by the first retry time): once this
+        # pass's chunks are done, a fan-out finds the next one (next_step). At most one a
+        # second per batch (the dedupe key), a no-op while other chunks still run.
+        defer_verify(services, None, batch_uuid, run_at=time.time() + 1)
 
 
 async def _chunk_failed(

@@ -112,7 +112,7 @@ def store(
     for record, outcome in zip(chunk, outcomes, strict=True):
         attempts = record.attempts + 1
         if isinstance(outcome, Retry):
-            retries.append((record.id, now + max(int(outcome.after_seconds), 1), attempts))
+            retries.append((record.id, _retry_at(outcome, now), _retry_attempts(outcome, record)))
             continue
         data = outcome.to_dict()
         finals.append((record.id, outcome.verdict, data, attempts))
@@ -146,6 +146,20 @@ def store(
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
     return earliest
+
+
+def _retry_at(retry: Retry, now: int) -> int:
+    """The stored retry time: the engine's ``not_before`` when it set one (fixed when the
+    4xx arrived, however long the rest of the chunk took), else ``after_seconds`` from now
+    (at least 1 s)."""
+    if retry.not_before is not None:
+        return max(math.ceil(retry.not_before), now)
+    return now + max(int(retry.after_seconds), 1)
+
+
+def _retry_attempts(retry: Retry, record: records.PendingRecord) -> int:
+    # An item the engine held back unprobed (a server's learned limits) keeps its attempt.
+    return record.attempts + 1 if retry.consumes_attempt else record.attempts
 
 
 def _log_stall(services: Services, batch_uuid: str, reason: str, until: float) -> None:

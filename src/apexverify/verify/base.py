@@ -142,10 +142,25 @@ Result = EmailResult | PhoneResult
 
 @dataclass(frozen=True)
 class Retry:
-    """Try this item again in ``after_seconds`` (greylisting, rate limits, transient errors)."""
+    """Try this item again in ``after_seconds`` (greylisting, rate limits, transient errors).
+
+    ``not_before`` (epoch seconds), when set, is when the retry is due, fixed by the engine
+    when the reason arose (the greylisting ``4xx`` arrived): callers use it rather than
+    ``after_seconds`` counted from when they read the outcome, which may be much later
+    (a chunk waits for its slowest domain). ``consumes_attempt`` is False for an item the
+    engine did not probe at all (it held it back to respect a server's learned limits): its
+    attempt count stays as it was."""
 
     after_seconds: float
     reason: str = ""
+    not_before: float | None = None
+    consumes_attempt: bool = True
+
+    def due_at(self, now: float) -> float:
+        """When the retry is due (epoch seconds), for an outcome read at ``now``."""
+        if self.not_before is not None:
+            return self.not_before
+        return now + self.after_seconds
 
 
 Outcome = Result | Retry
@@ -190,10 +205,12 @@ class Verifier(ABC):
     ) -> list[Outcome]:
         """Return one outcome per item, in order. On the last allowed attempt
         (``item.attempt >= context.max_attempts``) an engine must return a final result
-        (``unknown`` when still inconclusive), never a :class:`Retry`, with one exception:
+        (``unknown`` when still inconclusive), never a :class:`Retry`, with two exceptions:
         while one of its :meth:`health` checks fails, evidence that the failing environment
         may have produced (an NXDOMAIN from a lying resolver) is deferred with a
-        :class:`Retry` whatever the attempt; callers bound such waits themselves."""
+        :class:`Retry` whatever the attempt; and an item the engine held back unprobed (a
+        :class:`Retry` with ``consumes_attempt=False``) keeps its attempt. Callers bound such
+        waits themselves."""
 
     # Chunks of a batch are cut by mail domain (many addresses of few domains per chunk, so
     # connections are reused); engines that do not group by domain say False.

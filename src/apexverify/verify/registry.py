@@ -8,13 +8,14 @@ setting stops ``serve``/``worker`` with a :class:`~apexverify.errors.Configurati
 instead of failing the first batch.
 
 When ``APEXVERIFY_REDIS_URL`` is set, the email engines a factory builds share their per-MX
-connection caps with every other process through Redis (``email/redis_slots.py``); the
-factory owns that one Redis client, created on the first real email build, and
-:meth:`EngineFactory.aclose` closes it.
+connection caps, the per-MX limits learned from replies and the SMTP breakers with every
+other process through Redis (``email/redis_slots.py``); the factory owns that one Redis
+client, created on the first real email build, and :meth:`EngineFactory.aclose` closes it.
 
 :meth:`EngineFactory.health` and :meth:`EngineFactory.check_health` report the environment
-checks of the real engines (the email engine's ``dns`` and ``smtp_outbound``, built if it was
-not yet), for ``/readyz`` and ``/metrics``; the factory is a :class:`~.base.HealthReporter`.
+checks of the real engines (the email engine's ``dns``, ``smtp_outbound`` and
+``smtp_blocks``, built if it was not yet), for ``/readyz`` and ``/metrics``; the factory is
+a :class:`~.base.HealthReporter`.
 """
 
 from __future__ import annotations
@@ -163,11 +164,15 @@ class EngineFactory(VerifierFactory):
         # check() leaves the Redis client to the first real build (no client outside an
         # event loop); without Redis the caps are in-process.
         shared = bool(self.settings.redis_url) and not check_only
+        slots = self._shared_slots() if shared else None
         try:
             return EmailVerifier(
                 self.settings,
-                mx_slots=self._shared_slots() if shared else None,
+                mx_slots=slots,
                 on_reply=self._on_smtp_reply or ignore_reply,
+                # Learned per-MX limits and breakers on the slots' Redis client: every
+                # worker slows down (or stops) for an MX at once.
+                shared_state=slots.shared_state if slots is not None else None,
             )
         except dns.resolver.NoResolverConfiguration:
             raise ConfigurationError(

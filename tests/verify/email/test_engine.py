@@ -15,7 +15,14 @@ import pytest
 from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.email.engine import EmailVerifier, verify_emails
 from apexverify.verify.email.slots import LocalMxSlots
-from apexverify.verify.email.smtp import ProbeConfig, SessionResult, Target, run_session
+from apexverify.verify.email.smtp import (
+    ProbeConfig,
+    ProbeConnection,
+    RcptGate,
+    SessionResult,
+    Target,
+    run_session,
+)
 from tests.labs.smtp_lab import ADDRESSES, email_lab
 from tests.labs.socks5 import socks5_proxy
 
@@ -63,9 +70,9 @@ async def test_too_many_recipients_continues_on_a_fresh_connection() -> None:
         addresses = [f"{u}@{d.toomany}" for u in ("alice", "bob", "carol", "nobody")]
         results = await verify_emails(addresses, lab.settings())
         assert [r.verdict for r in results] == ["valid", "valid", "valid", "wrong"]
-        # the server takes 2 accepted recipients per transaction: carol goes to a second
-        # transaction (after RSET) on the same connection
-        assert lab.connections["toomany"] == 1
+        # the server takes 2 accepted recipients per transaction: its 452 4.5.3 to carol
+        # ends that connection (QUIT) and carol goes on a fresh one (docs/politeness.md)
+        assert lab.connections["toomany"] == 2
         assert _requested(lab.rcpt_log, "toomany").count(f"carol@{d.toomany}") == 2
 
 
@@ -227,8 +234,8 @@ class RecordingSlots:
         self.peak: Counter[str] = Counter()
 
     @asynccontextmanager
-    async def acquire(self, mx_key: str) -> AsyncIterator[None]:
-        async with self.inner.acquire(mx_key):
+    async def acquire(self, mx_key: str, limit: int | None = None) -> AsyncIterator[None]:
+        async with self.inner.acquire(mx_key, limit):
             self.active[mx_key] += 1
             self.peak[mx_key] = max(self.peak[mx_key], self.active[mx_key])
             try:
@@ -253,18 +260,20 @@ async def test_global_connection_limit(monkeypatch: pytest.MonkeyPatch) -> None:
         verifier = EmailVerifier(lab.settings(smtp_max_connections=2, smtp_rcpt_per_connection=1))
         active = 0
         peak = 0
-        real = verifier._session
+        real = verifier._prober.transact
 
-        async def counting(target: Target, recipients: list[str]) -> SessionResult:
+        async def counting(
+            connection: ProbeConnection, batch: list[str], result: SessionResult, gate: RcptGate
+        ) -> None:
             nonlocal active, peak
             active += 1
             peak = max(peak, active)
             try:
-                return await real(target, recipients)
+                await real(connection, batch, result, gate)
             finally:
                 active -= 1
 
-        monkeypatch.setattr(verifier, "_session", counting)
+        monkeypatch.setattr(verifier._prober, "transact", counting)
         d = lab.domains
         addresses = [f"u{i}@{dom}" for i in range(3) for dom in (d.rejects, d.catchall, d.greylist)]
         await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())

@@ -108,6 +108,8 @@ SCENARIOS: dict[str, Scenario] = {
     "E27": (lambda d: f"δοκιμή@{d.noutf8}", {}, _none),
     "E28": (lambda d: f"alice@{d.tempfail}", {}, _none),
     "E29": (lambda d: f"alice@{d.rejects}", {}, _none),  # with a failing resolver, below
+    # The banner's 554 5.7.1 to alice opens the breaker: bob's address is not probed.
+    "E30": (lambda d: f"bob@{d.banner}", {}, lambda d: [f"alice@{d.banner}"]),
 }
 
 MAX_ATTEMPTS = 2
@@ -179,3 +181,5 @@ async def test_verdict_row(row_id: str, monkeypatch: pytest.MonkeyPatch) -> None
         assert final.extra["evidence"] == row.evidence
         if row_id == "E07":
             assert lab.connections.total() == 0  # never contacted
+        if row_id == "E30":
+            assert lab.connections["banner"] == 1  # only the probe that met the block

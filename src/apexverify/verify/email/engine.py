@@ -11,6 +11,13 @@ new SMTP connection feeds it. Verdicts are decided once every domain of a call h
 probed, so that evidence an unhealthy environment may have produced (an NXDOMAIN from a
 lying resolver, a connect failure behind a blocked port 25) is deferred with a
 :class:`Retry` on every attempt instead of becoming ``wrong`` or a final ``unknown``.
+
+The SMTP stage (``probing.py``) is polite (docs/politeness.md): it learns each MX's limits
+from its replies (``limits.py``: recipients per connection, recipient rate, connections;
+shared by every worker through the same store as the breakers), keeps refused recipients per
+connection below stock error limits, stops at an MX that blocks us (``breaker.py``), and
+holds back what an MX will only take later. A greylisted address's :class:`Retry` carries
+``not_before``: the time of its ``4xx`` plus ``APEXVERIFY_SMTP_GREYLIST_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
@@ -32,35 +39,28 @@ from ..base import (
     VerifyContext,
     VerifyItem,
 )
+from .breaker import Breakers
 from .catchall import CatchAllCache, state_from_reply
 from .health import DnsHealth, SmtpHealth
+from .limits import LimitPolicy, LocalSharedState, MxLimits, SharedState
 from .lists import is_disposable, is_free, is_role
 from .mx import MailDomain, MxResolver, build_resolver
 from .pool import IdlePool
+from .probing import DEAD_MX_SECONDS, Answer, MxProber, ProbeStats
 from .providers import provider_for_mx
 from .proxies import fresh_proxy_checks, proxy_checks
-from .replies import Reply, ReplyKind, classify
+from .replies import classify
 from .safety import refusal_reason
 from .slots import LocalMxSlots, MxSlots
-from .smtp import (
-    ProbeConfig,
-    ProbeConnection,
-    ReplyObserver,
-    SessionResult,
-    Target,
-    connect_outcome,
-    ignore_reply,
-)
+from .smtp import ProbeConfig, ReplyObserver, Target, ignore_reply
 from .syntax import normalize_email
 from .typo import suggest_domain
-from .verdicts import DEFERRED_WHILE, Deferral, Evidence, Flags, decide, defer
+from .verdicts import DEFERRED_WHILE, Deferral, Evidence, Flags, decide, defer, held_back
 
 log = logging.getLogger(__name__)
 
-# How long an MX address that refused or never greeted us is skipped: long enough that the
-# other chunks of the same batch do not each wait for the same timeout, short enough that a
-# delayed re-probe (greylist retry, minutes later) tries it again.
-DEAD_MX_SECONDS = 60.0
+__all__ = ["DEAD_MX_SECONDS", "EmailVerifier", "ProbeStats", "verify_emails"]
+
 # Idle connections are kept this long for the next chunk (servers wait minutes, RFC 5321
 # 4.5.3.2.7, so a few seconds is safe).
 IDLE_SECONDS = 10.0
@@ -75,43 +75,7 @@ _DNS_EVIDENCE = {
     "error": Evidence.DNS_ERROR,
 }
 
-_KIND_EVIDENCE = {
-    ReplyKind.ACCEPTED: Evidence.ACCEPTED,
-    ReplyKind.CANNOT_VERIFY: Evidence.CANNOT_VERIFY,
-    ReplyKind.USER_UNKNOWN: Evidence.USER_UNKNOWN,
-    ReplyKind.BAD_DOMAIN: Evidence.BAD_DOMAIN,
-    ReplyKind.MAILBOX_FULL: Evidence.MAILBOX_FULL,
-    ReplyKind.POLICY: Evidence.POLICY,
-    ReplyKind.TEMPORARY: Evidence.TEMPORARY,
-    ReplyKind.UNSPECIFIED: Evidence.UNSPECIFIED,
-    ReplyKind.PROTOCOL: Evidence.PROTOCOL,
-}
-
-_FAILURE_EVIDENCE = {
-    "refused": Evidence.CONNECT_FAILED,
-    "timeout": Evidence.TIMEOUT,
-    "dropped": Evidence.DROPPED,
-}
-
-
-@dataclass
-class ProbeStats:
-    """Counters for one engine instance (benchmarks, metrics)."""
-
-    connections_opened: int = 0
-    rcpt_commands: int = 0
-    sessions_failed: int = 0
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What the SMTP stage learnt about one recipient."""
-
-    evidence: Evidence
-    mx_host: str | None = None
-    reply: Reply | None = None
-    reason: str = ""
-    unreachable: bool = False  # no MX host greeted: a connect or greeting failure
+_Answer = Answer
 
 
 @dataclass(frozen=True)
@@ -125,6 +89,16 @@ class _Pending:
     extra: dict[str, object]
     domain: str = ""
     unreachable: bool = False
+    retry_at: float | None = None  # epoch: when a retry is due (set when the 4xx arrived)
+    held: bool = False  # not probed (the MX's limits): a retry that spends no attempt
+
+
+def limit_policy(settings: Settings) -> LimitPolicy:
+    """The learning of per-MX limits as configured (docs/politeness.md)."""
+    return LimitPolicy(
+        window=settings.smtp_limit_window_seconds,
+        max_rejected=settings.smtp_max_rejected_per_connection,
+    )
 
 
 class EmailVerifier(Verifier):
@@ -149,7 +123,12 @@ class EmailVerifier(Verifier):
         mx_slots: MxSlots | None = None,
         on_reply: ReplyObserver = ignore_reply,
         idle_seconds: float = IDLE_SECONDS,  # tests shorten it
+        shared_state: SharedState | None = None,
+        limits: LimitPolicy | None = None,
     ) -> None:
+        """``shared_state`` holds the learned per-MX limits and the breakers (in Redis in
+        scale-out mode, shared with every worker; in this process otherwise); ``limits``
+        overrides the policy built from the settings (tests)."""
         self.settings = settings
         self.stats = ProbeStats()
         self._dns_health = DnsHealth(
@@ -163,7 +142,6 @@ class EmailVerifier(Verifier):
         self._slots: MxSlots = mx_slots or LocalMxSlots(settings.smtp_max_connections_per_mx)
         self._connections = asyncio.Semaphore(max(1, settings.smtp_max_connections))
         self._catch_all = CatchAllCache()
-        self._dead: dict[str, tuple[float, Evidence, str]] = {}
         self._pool = IdlePool(
             per_key=settings.smtp_max_connections_per_mx,
             total=settings.smtp_max_idle_connections,
@@ -176,6 +154,19 @@ class EmailVerifier(Verifier):
             mail_from=settings.smtp_mail_from,
             socks5_proxy=settings.smtp_socks5_proxy,
             on_reply=on_reply,
+        )
+        store = shared_state or LocalSharedState()
+        self._breakers = Breakers(store, settings.smtp_breaker_seconds)
+        self._prober = MxProber(
+            settings,
+            self._config,
+            pool=self._pool,
+            slots=self._slots,
+            connections=self._connections,
+            limits=MxLimits(store, limits or limit_policy(settings)),
+            breakers=self._breakers,
+            smtp_health=self._smtp_health,
+            stats=self.stats,
         )
 
     async def verify_many(
@@ -204,17 +195,19 @@ class EmailVerifier(Verifier):
     async def aclose(self) -> None:
         await self._dns_health.aclose()
         await self._pool.aclose()
-        self._dead.clear()
+        self._prober.dead.clear()
 
     # -- environment health ------------------------------------------------------------
 
     def health(self) -> list[HealthCheck]:
         proxies = proxy_checks(self._config.proxies)  # smtp_proxies, when configured
-        return [self._dns_health.check(), self._smtp_health.check(), *proxies]
+        blocks = self._breakers.check()  # smtp_blocks: a warning, never readiness
+        return [self._dns_health.check(), self._smtp_health.check(), blocks, *proxies]
 
     async def check_health(self) -> list[HealthCheck]:
         proxies = await fresh_proxy_checks(self._config.proxies)
-        return [await self._dns_health.check_fresh(), self._smtp_health.check(), *proxies]
+        dns = await self._dns_health.check_fresh()
+        return [dns, self._smtp_health.check(), self._breakers.check(), *proxies]
 
     async def _probe_canary(self, name: str) -> MailDomain:
         return await self._mx.probe(name)
@@ -242,12 +235,22 @@ class EmailVerifier(Verifier):
                 self._mx.forget(pending.domain)  # ask again on the next attempt
             retry_after = self.settings.smtp_greylist_retry_seconds
             return defer(deferral, pending.evidence, unhealthy[deferral], retry_after)
-        return self._decide(pending.evidence, pending.flags, pending.final, pending.extra)
+        if pending.held and pending.retry_at is not None:
+            reason = str(pending.extra.get("reason") or "held back by the MX's limits")
+            return held_back(reason, pending.retry_at, time.time())
+        return self._decide(
+            pending.evidence, pending.flags, pending.final, pending.extra, pending.retry_at
+        )
 
     # -- one domain --------------------------------------------------------------------
 
     def _decide(
-        self, evidence: Evidence, flags: Flags, final: bool, extra: dict[str, object]
+        self,
+        evidence: Evidence,
+        flags: Flags,
+        final: bool,
+        extra: dict[str, object],
+        not_before: float | None = None,
     ) -> Outcome:
         return decide(
             evidence,
@@ -255,6 +258,7 @@ class EmailVerifier(Verifier):
             final=final,
             retry_after=self.settings.smtp_greylist_retry_seconds,
             extra=extra,
+            not_before=not_before,
         )
 
     async def _guarded(
@@ -308,7 +312,14 @@ class EmailVerifier(Verifier):
                     "catch_all": catch_all,
                 }
                 pending[index] = _Pending(
-                    answer.evidence, flags, final, extra, domain, answer.unreachable
+                    answer.evidence,
+                    flags,
+                    final,
+                    extra,
+                    domain,
+                    answer.unreachable,
+                    answer.retry_at,
+                    answer.held,
                 )
 
         addresses = list(dict.fromkeys(address for _, address, _ in entries))
@@ -368,19 +379,11 @@ class EmailVerifier(Verifier):
             self._catch_all.probe_address(domain) if self._catch_all.needs_probe(domain) else None
         )
         recipients = ([probe_address] if probe_address else []) + addresses
-        per_connection = max(1, self.settings.smtp_rcpt_per_connection)
-        batches = [
-            recipients[i : i + per_connection] for i in range(0, len(recipients), per_connection)
-        ]
-        raw: dict[str, _Answer] = {}
-        for part in await asyncio.gather(
-            *(self._probe_batch(targets, batch, overrides) for batch in batches)
-        ):
-            raw.update(part)
+        raw = await self._prober.probe(targets, recipients, provider)
 
         if probe_address is not None:
             probe = raw.pop(probe_address)
-            kind = classify(probe.reply, overrides) if probe.reply else None
+            kind = classify(probe.reply, overrides) if probe.reply and not probe.held else None
             self._catch_all.record(domain, state_from_reply(kind))
         catch_all = self._catch_all.state(domain)
 
@@ -399,137 +402,67 @@ class EmailVerifier(Verifier):
             answers[address] = answer
         return answers
 
-    async def _session(self, target: Target, recipients: list[str]) -> SessionResult:
-        """One transaction for ``recipients`` on a pooled or new connection to ``target``."""
-        connection = self._pool.take(target.address)
-        if connection is not None:
-            result = SessionResult(target)
-            await connection.transact(recipients, result)
-            stale = not result.answers and result.session_reply is None and result.failure
-            if not stale:
-                self._pool.put(target.address, connection)
-                return result
-            connection.close()  # the server dropped the idle connection: start afresh
-        result = SessionResult(target)
-        connection = ProbeConnection(target, self._config)
-        opened = await connection.open(result)
-        self.stats.connections_opened += connection.connects
-        self._smtp_health.record(target.host, connect_outcome(result))
-        if opened:
-            await connection.transact(recipients, result)
-        self._pool.put(target.address, connection)
-        return result
-
-    def _dead_reason(self, address: str) -> tuple[Evidence, str] | None:
-        entry = self._dead.get(address)
-        if entry is None:
-            return None
-        until, evidence, detail = entry
-        if time.monotonic() >= until:
-            del self._dead[address]
-            return None
-        return evidence, f"{detail} (not retried for {DEAD_MX_SECONDS:.0f}s)"
-
-    async def _probe_batch(
-        self,
-        targets: list[Target],
-        recipients: list[str],
-        overrides: dict[str, ReplyKind] | None,
-    ) -> dict[str, _Answer]:
-        """Answers for ``recipients``, failing over along ``targets`` (MX preference order)."""
-        answers: dict[str, _Answer] = {}
-        remaining = list(recipients)
-        failure = _Answer(
-            Evidence.CONNECT_FAILED, reason="no MX could be reached", unreachable=True
-        )
-        for target in targets:
-            dead = self._dead_reason(target.address)
-            if dead is not None:  # only MX addresses that never greeted are marked dead
-                failure = _Answer(dead[0], target.host, reason=dead[1], unreachable=True)
-                continue
-            for _round in range(4):  # more than one round only after "too many recipients"
-                async with self._slots.acquire(target.address), self._connections:
-                    session = await self._session(target, remaining)
-                self.stats.rcpt_commands += len(session.answers)
-                for recipient, reply in session.answers.items():
-                    evidence = _KIND_EVIDENCE[classify(reply, overrides)]
-                    answers[recipient] = _Answer(evidence, target.host, reply)
-                if session.greeted and session.session_reply is None and not session.smtputf8:
-                    for recipient in remaining:
-                        if not recipient.isascii() and recipient not in answers:
-                            answers[recipient] = _Answer(
-                                Evidence.SMTPUTF8_UNSUPPORTED,
-                                target.host,
-                                reason="server does not offer SMTPUTF8",
-                            )
-                remaining = [r for r in remaining if r not in answers]
-                if session.session_reply is not None:
-                    reply = session.session_reply
-                    kind = classify(reply)
-                    if kind is ReplyKind.TEMPORARY:
-                        # 421/4xx before RCPT: this MX is busy, the next one may not be.
-                        failure = _Answer(Evidence.TEMPORARY, target.host, reply)
-                        break
-                    # Refused before RCPT: about us (sender, IP, HELO), never the mailbox.
-                    evidence = Evidence.PROTOCOL if kind is ReplyKind.PROTOCOL else Evidence.POLICY
-                    for recipient in remaining:
-                        answers[recipient] = _Answer(
-                            evidence, target.host, reply, "refused before RCPT"
-                        )
-                    return answers
-                if session.failure in (None, "too_many") and remaining:
-                    continue  # fresh connection for the rest
-                if session.failure in _FAILURE_EVIDENCE:
-                    self.stats.sessions_failed += 1
-                    evidence = _FAILURE_EVIDENCE[session.failure]
-                    failure = _Answer(
-                        evidence,
-                        target.host,
-                        reason=session.failure_detail,
-                        unreachable=not session.greeted,
-                    )
-                    if not session.greeted:
-                        self._dead[target.address] = (
-                            time.monotonic() + DEAD_MX_SECONDS,
-                            evidence,
-                            session.failure_detail,
-                        )
-                break
-            if not remaining:
-                break
-        for recipient in remaining:
-            answers[recipient] = failure
-        return answers
-
 
 async def verify_emails(
-    addresses: Iterable[str], settings: Settings, *, max_attempts: int | None = None
+    addresses: Iterable[str],
+    settings: Settings,
+    *,
+    max_attempts: int | None = None,
+    verifier: EmailVerifier | None = None,
 ) -> list[EmailResult]:
     """Library entry: verify ``addresses`` (raw or normalized) and return final results.
 
-    Retries are honoured by sleeping for the requested delay (``smtp_greylist_retry_seconds``)
-    and probing again, up to ``max_attempts`` (default ``settings.max_verify_attempts``).
+    Retries are honoured the way the batch runner honours them: each address is probed
+    again when its :class:`Retry` is due (``not_before``: its greylisting ``4xx`` plus
+    ``smtp_greylist_retry_seconds``; an address held back by its MX's limits when the MX
+    takes it, without spending an attempt), up to ``max_attempts`` (default
+    ``settings.max_verify_attempts``). Each domain goes its own pace: a slow MX does not
+    delay the re-probes of the others. ``verifier``: an engine to use (and keep open), so
+    that what it learnt about the MX hosts carries over to the next call.
     """
     values = list(addresses)
     context = VerifyContext(max_attempts=max_attempts or settings.max_verify_attempts)
     results: list[EmailResult | None] = [None] * len(values)
-    pending = [(index, VerifyItem(value)) for index, value in enumerate(values)]
-    verifier = EmailVerifier(settings)
+    groups: dict[str, list[int]] = {}
+    for index, value in enumerate(values):
+        address = normalize_email(value)
+        groups.setdefault(address.rpartition("@")[2] if address else "", []).append(index)
+    engine = verifier or EmailVerifier(settings)
     try:
-        while pending:
-            outcomes = await verifier.verify_many([item for _, item in pending], context)
-            delay = 0.0
-            waiting: list[tuple[int, VerifyItem]] = []
-            for (index, item), outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, Retry):
-                    waiting.append((index, VerifyItem(item.value, item.attempt + 1)))
-                    delay = max(delay, outcome.after_seconds)
-                else:
-                    assert isinstance(outcome, EmailResult)
-                    results[index] = outcome
-            pending = waiting
-            if pending:
-                await asyncio.sleep(delay)
+        await asyncio.gather(
+            *(
+                _verify_group(engine, context, [(i, VerifyItem(values[i])) for i in group], results)
+                for group in groups.values()
+            )
+        )
     finally:
-        await verifier.aclose()
+        if verifier is None:
+            await engine.aclose()
     return [result for result in results if result is not None]
+
+
+async def _verify_group(
+    verifier: EmailVerifier,
+    context: VerifyContext,
+    items: list[tuple[int, VerifyItem]],
+    results: list[EmailResult | None],
+) -> None:
+    """One domain's addresses until each has its result: probe those due, wait for the
+    next due time, again."""
+    waiting = [(0.0, index, item) for index, item in items]  # (due at, index, item)
+    while waiting:
+        now = time.time()
+        due = [(index, item) for at, index, item in waiting if at <= now]
+        if not due:
+            await asyncio.sleep(min(at for at, _, _ in waiting) - now)
+            continue
+        waiting = [entry for entry in waiting if entry[0] > now]
+        outcomes = await verifier.verify_many([item for _, item in due], context)
+        read_at = time.time()
+        for (index, item), outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, Retry):
+                attempt = item.attempt + (1 if outcome.consumes_attempt else 0)
+                waiting.append((outcome.due_at(read_at), index, VerifyItem(item.value, attempt)))
+            else:
+                assert isinstance(outcome, EmailResult)
+                results[index] = outcome

@@ -112,3 +112,67 @@ def classify(reply: Reply, overrides: dict[str, ReplyKind] | None = None) -> Rep
         if subject_detail.startswith("1."):
             return ReplyKind.UNSPECIFIED
     return _BASIC.get(reply.code, ReplyKind.UNSPECIFIED)
+
+
+# -- limits and blocks (docs/politeness.md) -------------------------------------------------
+
+
+class Limit(StrEnum):
+    """A limit of the server on us, read from a reply's codes (never its text)."""
+
+    RECIPIENTS = "recipients"  # too many recipients on this connection or transaction
+    RATE = "rate"  # too many recipients per unit of time (only with context: rate_candidate)
+    CONNECTIONS = "connections"  # too many connections (or connections per unit of time)
+
+
+def _subject_detail(reply: Reply) -> str | None:
+    return reply.enhanced.split(".", 1)[1] if reply.enhanced else None
+
+
+def recipients_limit(reply: Reply) -> bool:
+    """A RCPT reply that says "no more recipients here", not anything about the recipient:
+
+    * any enhanced ``x.5.3`` (too many recipients, RFC 3463), whatever the basic code;
+    * ``452`` (RFC 5321 4.5.3.1.10: the code for "too many recipients"), unless its enhanced
+      code is about the mailbox or address (``4.2.x`` mailbox over quota, ``4.1.x``);
+    * ``421`` (closing the connection: Postfix's "too many errors", a session cut short).
+    """
+    detail = _subject_detail(reply)
+    if detail == "5.3":
+        return True
+    if reply.code == 452:
+        return detail is None or not detail.startswith(("1.", "2."))
+    return reply.code == 421
+
+
+def rate_candidate(reply: Reply) -> bool:
+    """``450`` with an enhanced ``4.7.x``: Postfix's anvil limits ("450 4.7.1 too many
+    recipients from ...", "too much mail from ..."). Greylisting uses the same codes, so the
+    engine reads it as a rate limit only after the connection got other, definitive RCPT
+    answers first (a rate limit lets the first recipients through, a greylister refuses each
+    new one from the start) or when the MX rate-limited us already. ``451 4.7.x`` is left to
+    greylisting (milter-greylist, greylistd)."""
+    detail = _subject_detail(reply)
+    return reply.code == 450 and detail is not None and detail.startswith("7.")
+
+
+def connections_limit(reply: Reply) -> bool:
+    """A ``421`` before any RCPT (greeting, EHLO, MAIL): "too many connections" (Postfix's
+    concurrency and connection-rate limits) or a server shedding load. Either way: fewer and
+    later connections to that MX."""
+    return reply.code == 421
+
+
+def session_block(reply: Reply) -> bool:
+    """A refusal of us before any RCPT (greeting, EHLO/HELO, MAIL): a ``554`` (the banner
+    of a blocked client, RFC 5321 3.1) or any ``5.7.x`` (security or policy status)."""
+    detail = _subject_detail(reply)
+    return reply.code == 554 or (reply.code >= 500 and detail is not None and detail[:2] == "7.")
+
+
+def rcpt_block(reply: Reply) -> bool:
+    """A RCPT refusal by policy (``5.7.x``). One alone may be about that recipient (a
+    restricted group refusing outside senders); the engine counts a block when two come in a
+    row on a connection that accepted no recipient."""
+    detail = _subject_detail(reply)
+    return reply.code >= 500 and detail is not None and detail[:2] == "7."

@@ -1,8 +1,13 @@
 """Connection limits: a global cap and a per-MX cap behind a small interface.
 
-:class:`MxSlots` is what the engine needs; :class:`LocalMxSlots` keeps asyncio semaphores in
-this process. A scale-out deployment (several workers probing the same MX) can plug a Redis
-or PostgreSQL-backed implementation with the same ``acquire`` context manager.
+:class:`MxSlots` is what the engine needs; :class:`LocalMxSlots` counts slots in this
+process. A scale-out deployment (several workers probing the same MX) plugs the Redis
+implementation (``redis_slots.py``) with the same ``acquire`` context manager.
+
+``acquire(mx_key, limit)``: the engine passes the concurrency it learnt for that MX (a
+``421`` at connect lowers it, ``limits.py``); the cap is then the lower of the configured
+one and ``limit``, checked whenever a slot is asked for, so a lowered limit applies to the
+next connection while those already open finish their work.
 """
 
 from __future__ import annotations
@@ -14,31 +19,48 @@ from typing import Protocol
 
 
 class MxSlots(Protocol):
-    def acquire(self, mx_key: str) -> AbstractAsyncContextManager[None]:
-        """Hold one connection slot for ``mx_key`` (an MX IP address) while inside."""
+    def acquire(self, mx_key: str, limit: int | None = None) -> AbstractAsyncContextManager[None]:
+        """Hold one connection slot for ``mx_key`` (an MX IP address) while inside; at most
+        ``limit`` (when given) or the configured cap are held at once."""
         ...
 
 
+class _Key:
+    """Slots of one MX key: how many are held, and who waits for one."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.users = 0  # holders and waiters (the entry is dropped when none is left)
+        self.freed = asyncio.Condition()
+
+
 class LocalMxSlots:
-    """At most ``per_mx`` simultaneous connections per MX key, within this process."""
+    """At most ``per_mx`` (or the learned ``limit``) simultaneous connections per MX key,
+    within this process."""
 
     def __init__(self, per_mx: int) -> None:
         self._per_mx = max(1, per_mx)
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
-        self._users: dict[str, int] = {}
+        self._keys: dict[str, _Key] = {}
 
     @asynccontextmanager
-    async def acquire(self, mx_key: str) -> AsyncIterator[None]:
-        semaphore = self._semaphores.get(mx_key)
-        if semaphore is None:
-            semaphore = self._semaphores[mx_key] = asyncio.Semaphore(self._per_mx)
-        self._users[mx_key] = self._users.get(mx_key, 0) + 1
+    async def acquire(self, mx_key: str, limit: int | None = None) -> AsyncIterator[None]:
+        cap = max(1, min(self._per_mx, limit or self._per_mx))
+        entry = self._keys.get(mx_key)
+        if entry is None:
+            entry = self._keys[mx_key] = _Key()
+        entry.users += 1
         try:
-            async with semaphore:
+            async with entry.freed:
+                await entry.freed.wait_for(lambda: entry.held < cap)
+                entry.held += 1
+            try:
                 yield
+            finally:
+                async with entry.freed:
+                    entry.held -= 1
+                    entry.freed.notify_all()
         finally:
-            # Drop idle semaphores so a long batch over many domains does not grow forever.
-            self._users[mx_key] -= 1
-            if not self._users[mx_key]:
-                del self._users[mx_key]
-                del self._semaphores[mx_key]
+            # Drop idle keys so a long batch over many domains does not grow forever.
+            entry.users -= 1
+            if not entry.users and self._keys.get(mx_key) is entry:
+                del self._keys[mx_key]

@@ -48,6 +48,15 @@ class SessionResult:
     connected: bool = False  # the TCP connection was accepted (greeted or not)
     tls: Literal["none", "ok", "failed"] = "none"
     smtputf8: bool = False
+    # The RCPT reply that stopped the recipients as a limit ("too_many"): nobody's answer.
+    limit_reply: Reply | None = None
+
+
+# What the engine makes of one RCPT reply (``transact``'s ``gate``, docs/politeness.md):
+# record it and go on; record it and send no more RCPT in this transaction; or record
+# nothing (a limit says nothing about the recipient, who is tried again) and stop.
+RcptAction = Literal["continue", "last", "limit"]
+RcptGate = Callable[[Reply], RcptAction]
 
 
 # Told of every SMTP reply received: (command stage, reply code). Operators count them by
@@ -273,8 +282,11 @@ class ProbeConnection:
         self,
         recipients: Sequence[str],
         result: SessionResult,
+        gate: RcptGate | None = None,
     ) -> None:
-        """MAIL FROM, one RCPT per recipient, RSET; fills ``result``. Never sends DATA."""
+        """MAIL FROM, one RCPT per recipient, RSET; fills ``result``. Never sends DATA.
+        ``gate`` decides after each RCPT reply whether to go on (without one: an ``x.5.3``
+        after some answers stops the transaction as a limit)."""
         assert self.client is not None
         client = self.client
         result.greeted = True
@@ -299,12 +311,15 @@ class ProbeConnection:
                 self.config.on_reply("rcpt", response.code)
                 reply = Reply.parse(response.code, response.message)
                 too_many = reply.enhanced is not None and reply.enhanced[2:] == _TOO_MANY
-                if too_many and result.answers:
-                    result.failure = "too_many"
+                action = gate(reply) if gate is not None else "continue"
+                if action == "limit" or (gate is None and too_many and result.answers):
+                    result.failure, result.limit_reply = "too_many", reply
                     break
                 result.answers[recipient] = reply
                 if response.code == 421:  # service closing: aiosmtplib has closed the socket
                     result.failure, result.failure_detail = "dropped", "421 service closing"
+                    break
+                if action == "last":
                     break
             stage = "rset"
             if client.is_connected:

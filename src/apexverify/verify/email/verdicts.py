@@ -42,6 +42,7 @@ class Evidence(StrEnum):
     PROTOCOL = "protocol"
     SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
     ENGINE_ERROR = "engine_error"
+    BLOCKED = "blocked"  # the MX (or its provider) refused us by policy: breaker open
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ RULES: dict[Evidence, Rule] = {
     Evidence.PROTOCOL: _ERROR,
     Evidence.SMTPUTF8_UNSUPPORTED: _ERROR,
     Evidence.ENGINE_ERROR: _ERROR_RETRY,
+    Evidence.BLOCKED: _ERROR,
 }
 
 
@@ -117,6 +119,22 @@ def defer(deferral: Deferral, evidence: Evidence, health_reason: str, retry_afte
     return Retry(after_seconds=retry_after, reason=f"{deferral.value}: {health_reason}; {tail}")
 
 
+# The head of a held-back retry's reason (``POST /v1/unit`` reports it as the evidence).
+HELD_BACK = "held_back"
+
+
+def held_back(reason: str, not_before: float, now: float) -> Retry:
+    """The :class:`Retry` of an address the engine did not probe, to respect its MX's
+    learned limits: due when the MX will take it, and no attempt spent (whatever the
+    attempt: it was never asked)."""
+    return Retry(
+        after_seconds=max(0.0, not_before - now),
+        reason=f"{HELD_BACK}: {reason}",
+        not_before=not_before,
+        consumes_attempt=False,
+    )
+
+
 # The extra fields every engine result carries, in export order (None when not applicable).
 EXTRA_FIELDS = (
     "did_you_mean",
@@ -146,15 +164,19 @@ def decide(
     final: bool,
     retry_after: float,
     extra: dict[str, Any] | None = None,
+    not_before: float | None = None,
 ) -> Outcome:
-    """The outcome for one address: a :class:`Retry` or the final :class:`EmailResult`."""
+    """The outcome for one address: a :class:`Retry` or the final :class:`EmailResult`.
+    ``not_before`` (epoch) is when a retry is due, fixed when the 4xx arrived."""
     rule = RULES[evidence]
     details = dict.fromkeys(EXTRA_FIELDS)
     details.update(extra or {})
     details["evidence"] = evidence.value
     if rule.retry and not final:
         reason = details.get("reason") or evidence.value
-        return Retry(after_seconds=retry_after, reason=f"{evidence.value}: {reason}")
+        return Retry(
+            after_seconds=retry_after, reason=f"{evidence.value}: {reason}", not_before=not_before
+        )
     quality = rule.quality
     if rule.valid and flags.is_role and quality == "good":
         # A role mailbox exists but reaches a team or a robot, not a person.
