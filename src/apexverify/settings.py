@@ -35,6 +35,8 @@ PREFIX = "APEXVERIFY_"
 
 JobRunner = Literal["auto", "inprocess", "procrastinate"]
 PhoneLookupProvider = Literal["none", "hlrlookup", "twilio"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -202,6 +204,11 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", repr=False)
     host: str = "127.0.0.1"
     port: Port = 8000
+    # A file of APEXVERIFY_* lines read by from_env (the process environment wins over it).
+    env_file: Path | None = None
+    # Logs (logs.py): level, and text or one JSON object per line.
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
 
     max_upload_bytes: PositiveInt = 200 * 1024 * 1024
     rate_limit_per_minute: PositiveInt = 180
@@ -317,7 +324,7 @@ class Settings(BaseSettings):
 
         Raises :class:`ConfigurationError` naming the variable of the first invalid value.
         """
-        with _reading(os.environ if env is None else env):
+        with _reading(_with_env_file(os.environ if env is None else env)):
             return cls(**overrides)
 
     def replace(self, **changes: Any) -> Self:
@@ -341,10 +348,15 @@ class Settings(BaseSettings):
             return value or False  # an empty variable is "off", as it always was
         return value
 
-    @field_validator("job_runner", "phone_lookup_provider", mode="before")
+    @field_validator("job_runner", "phone_lookup_provider", "log_format", mode="before")
     @classmethod
     def _choice(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("dns_nameservers", "dns_canaries", mode="before")
     @classmethod
@@ -377,7 +389,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("storage_dir", mode="before")
+    @field_validator("storage_dir", "env_file", mode="before")
     @classmethod
     def _storage_dir(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -457,4 +469,33 @@ def _reading(environ: Mapping[str, str]) -> Iterator[None]:
         _ENVIRONMENT.reset(token)
 
 
-__all__ = ["PREFIX", "JobRunner", "PhoneLookupProvider", "Settings", "env_name"]
+def _with_env_file(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """``environ`` plus the ``APEXVERIFY_*`` lines of ``APEXVERIFY_ENV_FILE`` (when set) that
+    ``environ`` does not set itself: the file systemd's ``EnvironmentFile=`` reads, so the
+    admin CLI finds the server's database from any directory (``--env-file``)."""
+    name = env_name("env_file")
+    path = next((v for k, v in environ.items() if k.upper() == name and v.strip()), None)
+    if path is None:
+        return environ
+    from dotenv import dotenv_values  # pydantic-settings' own dependency
+
+    if not Path(path).is_file():
+        raise ConfigurationError(name, f"no such file: {path}")
+    given = {key.upper() for key in environ} | {name}  # a file names no further file
+    found = {
+        key: value
+        for key, value in dotenv_values(path).items()
+        if value is not None and key.upper().startswith(PREFIX) and key.upper() not in given
+    }
+    return {**found, **environ}
+
+
+__all__ = [
+    "PREFIX",
+    "JobRunner",
+    "LogFormat",
+    "LogLevel",
+    "PhoneLookupProvider",
+    "Settings",
+    "env_name",
+]

@@ -1,17 +1,23 @@
-"""Server-side commands: they act on the database named by ``APEXVERIFY_DATABASE_URL``."""
+"""Server-side commands: they act on the database named by ``APEXVERIFY_DATABASE_URL``.
+
+They find it the way ``serve`` does (the settings: the environment, ``--env-file``), and
+only ``migrate`` and ``serve`` create a database: the others refuse, creating nothing, when
+there is none where they look (``store.migrate.require_database``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
+from pathlib import Path
 from typing import Any
 
+from .. import logs
 from ..accounts import service as accounts
 from ..settings import Settings
 from ..store.db import Store
-from ..store.migrate import open_store
+from ..store.migrate import open_store, require_database
 from . import client_commands
 
 
@@ -22,7 +28,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--init-demo",
         action="store_true",
-        help="on an empty database, create a demo account and print its API key",
+        help="on an empty database, create a demo account and print its API key; "
+        "later starts say how to get a new key",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (more than 1 only in scale-out mode, with apexverify worker)",
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: on)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="comma-separated proxy addresses or networks to trust, or '*' "
+        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)",
+    )
+    serve.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=logs.LEVELS,
+        default=None,
+        help="overrides APEXVERIFY_LOG_LEVEL for this run",
     )
     serve.set_defaults(handler=_serve)
 
@@ -106,7 +139,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _store() -> Store:
-    return open_store(Settings.from_env().database_url)
+    """The server's database, which must exist: these commands never create one."""
+    settings = Settings.from_env()
+    quiet_logs(settings)
+    return open_store(settings.database_url, create=False)
+
+
+def quiet_logs(settings: Settings) -> None:
+    """One-shot commands print their results; their log lines (alembic's "Context impl
+    SQLiteImpl" and the like) show from WARNING up, or everything at DEBUG."""
+    level = "WARNING" if settings.log_level == "INFO" else settings.log_level
+    logs.configure(level, settings.log_format)
+
+
+# Commands of other modules that act on an existing database (cache_commands opens the
+# store itself): main checks it exists before running them.
+_NEEDS_DATABASE = frozenset({"cache"})
+
+
+def require_database_for(args: argparse.Namespace) -> None:
+    """Refuse (ConfigurationError, nothing created) before a command in ``_NEEDS_DATABASE``
+    would create a database where it found none."""
+    if getattr(args, "command", None) in _NEEDS_DATABASE:
+        require_database(Settings.from_env().database_url)
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -114,58 +169,103 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ..composition import build_services
-    from .server import header_timeout_protocol
+    from .server import ServeOptions, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
+    level = args.log_level or settings.log_level
+    logs.configure(level, settings.log_format)
     services = build_services(settings)  # a bad configuration stops here, before serving
-    from ..app import create_app
-
+    if args.workers < 1:
+        return fail("apexverify serve: --workers must be 1 or more", code=2)
+    if args.workers > 1 and not services.queue.distributed:
+        services.store.dispose()
+        return fail(_ONE_PROCESS.format(workers=args.workers), code=2)
     if args.init_demo:
         _init_demo(settings)
-    app = create_app(services=services)
-    uvicorn.run(
-        app,
+    options = ServeOptions(
         host=args.host or settings.host,
         port=args.port or settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-        http=header_timeout_protocol(settings.header_timeout_seconds),
+        workers=args.workers,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_level=level,
+        log_format=settings.log_format,
     )
+    serve(services, options)
     return 0
 
 
+_ONE_PROCESS = (
+    "apexverify serve --workers {workers}: several server processes need the procrastinate "
+    "job runner (scale-out mode: APEXVERIFY_DATABASE_URL=postgresql://... and `apexverify "
+    "worker` processes; docs/deployment.md). This configuration runs background jobs inside "
+    "the server process (the in-process runner), so every one of the {workers} processes "
+    "would run the same jobs. Run one process (--workers 1, the default), or scale out."
+)
+
+
 def _init_demo(settings: Settings) -> None:
+    """A demo account on an empty database, its key printed once; at every later start, how
+    to get a key (keys are stored hashed: the printed one cannot be shown again)."""
     store = open_store(settings.database_url)
-    with store.write() as session:
-        if accounts.list_accounts(session):
-            return
-        account, key = accounts.create_account(
-            session,
-            "demo",
-            sandbox=True,
-            email_credits=10_000,
-            phone_credits=10_000,
-            key_label="demo",
+    try:
+        with store.write() as session:
+            existing = accounts.list_accounts(session)
+            if existing:
+                demo = next((a for a in existing if a.name == "demo" and a.sandbox), None)
+                print(_demo_reminder(demo.id if demo else None, len(existing)), flush=True)
+                return
+            account, key = accounts.create_account(
+                session,
+                "demo",
+                sandbox=True,
+                email_credits=10_000,
+                phone_credits=10_000,
+                key_label="demo",
+            )
+        print(
+            f"Created sandbox demo account {account.id}.\nAPI key (shown once): {key.api_key}\n",
+            flush=True,
         )
-    print(
-        f"Created sandbox demo account {account.id}.\nAPI key (shown once): {key.api_key}\n",
-        flush=True,
+    finally:
+        store.dispose()
+
+
+def _demo_reminder(demo_id: str | None, accounts_count: int) -> str:
+    program = _program()
+    if demo_id is None:
+        return (
+            f"{accounts_count} accounts exist ({program} account list). API keys are shown once "
+            f"and cannot be recovered; a new one: {program} key create --account ACCOUNT_ID\n"
+        )
+    return (
+        f"Sandbox demo account {demo_id}: its API key was shown when it was created and "
+        f"cannot be recovered. A new key:\n  {program} key create --account {demo_id}\n"
     )
-    store.dispose()
+
+
+def _program() -> str:
+    """How the person started this command (``.venv/bin/apexverify`` from ``make serve``),
+    so a printed command can be pasted as it is."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 if Path(argv0).name == "apexverify" else "apexverify"
 
 
 def _migrate(_args: argparse.Namespace) -> int:
     # Imported here: the account and key commands need only the store (a faster start).
     from ..composition import build_services, prepare_database
+    from ..store.migrate import upgrade
 
-    services = build_services(Settings.from_env())
-    prepare_database(services)
-    services.store.dispose()
-    print("database is at the latest schema")
+    settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_format)
+    services = build_services(settings)
+    try:
+        report = upgrade(services.store)  # what was done, said below
+        prepare_database(services)  # the rest (procrastinate's schema); alembic has no more
+    finally:
+        services.store.dispose()
+    print(report)
     return 0
 
 
@@ -178,8 +278,8 @@ def _worker(args: argparse.Namespace) -> int:
     from ..jobs.queue_metrics import watch_queue
     from ..jobs.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_format)
     if not settings.is_postgres:
         return fail("apexverify worker needs APEXVERIFY_DATABASE_URL=postgresql://...")
     services = build_services(settings.replace(job_runner="procrastinate"))
@@ -289,6 +389,6 @@ def _credits_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = 1) -> int:
     print(message, file=sys.stderr)
-    return 1
+    return code

@@ -1,7 +1,8 @@
 """The ``apexverify`` command: server administration and the API client in one CLI.
 
 Server-side commands (``serve``, ``migrate``, ``worker``, ``account``, ``key``, ``credits add``)
-live in :mod:`.admin`, ``cache`` in :mod:`.cache_commands`; they talk to the database
+live in :mod:`.admin`, ``backup``/``restore`` in :mod:`.backup_commands`, ``cache`` in
+:mod:`.cache_commands`; they talk to the database
 directly. Client commands (``verify``, ``batches``, ``credits`` without a subcommand,
 ``unit``) live in :mod:`.client_commands` and talk to a server over HTTP.
 """
@@ -9,20 +10,28 @@ directly. Client commands (``verify``, ``batches``, ``credits`` without a subcom
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import ApexError, ConfigurationError
-from . import admin, cache_commands, client_commands, webhook_commands
+from . import admin, backup_commands, cache_commands, client_commands, webhook_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apexverify", description="ApexVerify: verify email and phone lists."
     )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="read APEXVERIFY_* settings from FILE (e.g. the server's systemd EnvironmentFile);"
+        " the environment wins over it. Same as APEXVERIFY_ENV_FILE=FILE",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     admin.register(sub)
+    backup_commands.register(sub)
     cache_commands.register(sub)
     webhook_commands.register(sub)
     client_commands.register(sub)
@@ -32,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.env_file:
+        # Through the environment: every Settings.from_env of this process (and of the
+        # worker processes of serve --workers) reads it.
+        os.environ["APEXVERIFY_ENV_FILE"] = args.env_file
     try:
+        admin.require_database_for(args)
         code = args.handler(args)
     except ApexError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
