@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -79,11 +80,32 @@ _UPSERT = {
 }
 
 
+_SQLITE_UPSERT = (
+    "INSERT INTO result_cache (account_id, record_type, key_hash, verdict, result, verified_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, record_type, key_hash) DO UPDATE SET "
+    "verdict = excluded.verdict, result = excluded.result, verified_at = excluded.verified_at"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def upsert(session: Session, scope: str, record_type: str, entries: Sequence[CacheEntry]) -> None:
     """Store conclusive results in one cache scope (newest wins)."""
     if not entries:
         return
     now = int(time.time())
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        # The driver's executemany with plain tuples (see records.write_results: SQLAlchemy's
+        # per-row parameter processing dominated).
+        rows = [
+            (scope, record_type, key, verdict, _json(result), now)
+            for key, verdict, result in entries
+        ]
+        conn.exec_driver_sql(_SQLITE_UPSERT, rows)
+        return
     values = [
         {
             "account_id": scope,
@@ -95,7 +117,6 @@ def upsert(session: Session, scope: str, record_type: str, entries: Sequence[Cac
         }
         for key, verdict, result in entries
     ]
-    conn = session.connection()
     # One statement with a parameter list (an executemany): compiled once and cached, where a
     # multi-row VALUES would be compiled anew for every chunk.
     conn.execute(_UPSERT[conn.dialect.name], values)

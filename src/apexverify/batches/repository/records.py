@@ -257,9 +257,27 @@ def unverified_count(session: Session, batch_pk: int) -> int:
     return int(session.scalar(select(func.count()).where(unverified(batch_pk))) or 0)
 
 
+# SQLite: the driver's own executemany, parameters as plain tuples. SQLAlchemy's per-row
+# parameter processing was about a third of a verification chunk's write (profiled); the
+# JSON text is what the engine's serializer writes (orjson, compact).
+_SQLITE_WRITE = (
+    "UPDATE records SET verdict = ?, result = ?, attempts = ?, retry_at = NULL "
+    "WHERE id = ? AND verdict IS NULL"
+)
+
+
 def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]) -> int:
     """Store final results ``(record_id, verdict, result, attempts)``; a row that already has
     a verdict is left alone, so a re-run chunk never writes twice. Returns rows written."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        rows = [
+            (verdict, orjson.dumps(result).decode(), attempts, rid)
+            for rid, verdict, result, attempts in finals
+        ]
+        if not rows:
+            return 0
+        return int(connection.exec_driver_sql(_SQLITE_WRITE, rows).rowcount)
     params = [
         {"rid": rid, "verdict": verdict, "result": result, "attempts": attempts}
         for rid, verdict, result, attempts in finals
@@ -276,7 +294,7 @@ def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, A
             retry_at=None,
         )
     )
-    return int(session.connection().execute(stmt, params).rowcount)
+    return int(connection.execute(stmt, params).rowcount)
 
 
 def end_unverified(session: Session, batch_pk: int, verdict: str, result: dict[str, Any]) -> int:
