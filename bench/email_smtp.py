@@ -11,6 +11,23 @@ which is shuffled; one chunk at a time, then ``--parallel`` chunks in flight as 
 runner does), then on the whole list at once (``--whole``). The naive way - one
 connection per address, MX look-up, EHLO, MAIL, RCPT, QUIT, one address after another - is
 measured on ``--naive-sample`` addresses and extrapolated to the full list.
+
+``--strict`` runs the engine against servers with Postfix's anti-abuse limits instead
+(``tests/labs/strict_smtp.py``, one server state per loopback MX address, shared by the
+domains on it): ``--strict-rcpt-per-connection`` recipients per connection (``452 4.5.3``),
+``--strict-rcpt-rate`` recipients per window per client (anvil: ``450 4.7.1``),
+``--strict-connection-rate`` connections per window (``421 4.7.0``), and the stock error
+limits (replies delayed by 1 s after 10 errors in a session, ``421`` after 20). The window is
+``--strict-window`` seconds (Postfix: 60), the engine is told the same
+(``APEXVERIFY_SMTP_LIMIT_WINDOW_SECONDS``) and retries greylisting after
+``--strict-retry`` seconds. Addresses go through a runner-like loop: chunks of due
+addresses cut by domain, ``--parallel`` in flight, each retry when due (``not_before`` when
+the engine sets one), at most 3 attempts. Printed: addresses/s to the last verdict, the share
+of conclusive verdicts (valid or wrong), and what the servers saw. The script also runs on
+an older tree (copy it with ``tests/labs/strict_smtp.py`` into a ``git worktree``): settings
+the older engine lacks are left out.
+
+    .venv/bin/python bench/email_smtp.py --strict --addresses 6000 --domains 60 --ips 12
 """
 
 from __future__ import annotations
@@ -38,10 +55,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 sys.path.insert(0, str(ROOT / "bench"))
 from tests.labs.dns_server import LabDnsServer  # noqa: E402
 from tests.labs.smtp_lab import LabRecorder, free_port, rejects_answer, serve_behaviour  # noqa: E402
+from tests.labs.strict_smtp import StrictPolicy, StrictProtocol, StrictServer  # noqa: E402
 
 from _common import machine as common_machine  # noqa: E402
 from apexverify.settings import Settings  # noqa: E402
-from apexverify.verify.base import EmailResult, VerifyContext, VerifyItem  # noqa: E402
+from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem  # noqa: E402
 from apexverify.verify.email.engine import EmailVerifier  # noqa: E402
 
 BASE = "bench-example.com"
@@ -52,6 +70,7 @@ class LabConfig:
     domains: int
     ips: int
     latency: float
+    strict: StrictPolicy | None = None  # --strict: Postfix-like limits per MX address
 
 
 def lab_ips(count: int) -> list[str]:
@@ -81,6 +100,37 @@ def _answer(local: str, seen: int) -> str:
     return rejects_answer(local, seen, known=_known)
 
 
+def _strict_stats(servers: list[StrictServer]) -> dict[str, int]:
+    sessions = [session for server in servers for session in server.sessions]
+    codes = [code for session in sessions for _, _, code in session.rcpts]
+    return {
+        "connections": len(sessions),
+        "rcpt": len(codes),
+        "data": sum(server.data for server in servers),
+        "refused_connections": sum(1 for s in sessions if s.refused is not None),
+        "limit_replies": sum(1 for code in codes if code in (450, 452)),
+        "delayed_replies": sum(s.delayed for s in sessions),
+        "cut_sessions": sum(1 for s in sessions if s.cut),
+        "max_errors_per_connection": max((s.errors for s in sessions), default=0),
+    }
+
+
+async def _serve_strict(
+    config: LabConfig, ips: list[str], port: int
+) -> tuple[list[asyncio.Server], list[StrictServer]]:
+    assert config.strict is not None
+    loop = asyncio.get_running_loop()
+    listeners: list[asyncio.Server] = []
+    servers: list[StrictServer] = []
+    for ip in ips:
+        state = StrictServer(ip, config.strict)
+        servers.append(state)
+        listeners.append(
+            await loop.create_server(lambda s=state: StrictProtocol(s), host=ip, port=port)
+        )
+    return listeners, servers
+
+
 def run_lab(config: LabConfig, pipe: Connection) -> None:
     """Lab process: DNS + SMTP servers until the parent sends anything on ``pipe``."""
 
@@ -89,15 +139,26 @@ def run_lab(config: LabConfig, pipe: Connection) -> None:
         ips = lab_ips(config.ips)
         port = free_port(ips)
         recorder = LabRecorder()
-        server = await serve_behaviour(
-            "rejects", ips, port, recorder, latency=config.latency, answer=_answer
-        )
+        strict: list[StrictServer] = []
+        if config.strict is not None:
+            listeners, strict = await _serve_strict(config, ips, port)
+        else:
+            listeners = [
+                await serve_behaviour(
+                    "rejects", ips, port, recorder, latency=config.latency, answer=_answer
+                )
+            ]
         pipe.send((dns_server.nameserver, port))
         loop = asyncio.get_running_loop()
         cpu_mark = time.process_time()
         while True:
             message = await loop.run_in_executor(None, pipe.recv)
-            if message == "stats":
+            if message == "stats" and strict:
+                pipe.send({**_strict_stats(strict), "cpu": time.process_time() - cpu_mark})
+                for state in strict:
+                    state.sessions.clear()
+                cpu_mark = time.process_time()
+            elif message == "stats":
                 pipe.send(
                     {
                         "connections": recorder.connections.total(),
@@ -111,7 +172,8 @@ def run_lab(config: LabConfig, pipe: Connection) -> None:
                 cpu_mark = time.process_time()
             else:
                 break
-        server.close()
+        for listener in listeners:
+            listener.close()
         dns_server.stop()
 
     asyncio.run(main())
@@ -187,6 +249,116 @@ async def run_engine(
     return elapsed, verdicts, verifier
 
 
+def strict_settings(nameserver: str, port: int, args: argparse.Namespace) -> Settings:
+    """The engine's settings for --strict; only those the engine under test knows."""
+    values: dict[str, object] = {
+        "dns_nameservers": [nameserver],
+        "dns_canaries": [],
+        "smtp_port": port,
+        "smtp_allow_private_networks": True,
+        "smtp_timeout_seconds": 10.0,
+        "smtp_max_connections": args.max_connections,
+        "smtp_max_connections_per_mx": args.per_mx,
+        "smtp_rcpt_per_connection": args.rcpt_per_connection,
+        "smtp_greylist_retry_seconds": args.strict_retry,
+        "smtp_limit_window_seconds": args.strict_window,
+        "smtp_helo_name": "bench.lab-example.com",
+        "smtp_mail_from": "probe@lab-example.com",
+    }
+    known = Settings.model_fields
+    return Settings(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+
+
+async def run_runner(
+    addresses: list[str], settings: Settings, chunk: int, parallel: int, max_attempts: int = 3
+) -> tuple[float, dict[str, int], EmailVerifier]:
+    """The batch runner's loop in one process: due addresses in chunks cut by domain,
+    ``parallel`` chunks in flight, each retry when it is due, ``max_attempts`` at most."""
+    verifier = EmailVerifier(settings)
+    context = VerifyContext(max_attempts=max_attempts)
+    verdicts: dict[str, int] = {}
+    waiting: list[tuple[float, VerifyItem]] = [(0.0, VerifyItem(a)) for a in addresses]
+    slots = asyncio.Semaphore(parallel)
+
+    async def one(items: list[VerifyItem]) -> None:
+        async with slots:
+            outcomes = await verifier.verify_many(items, context)
+        read_at = time.time()
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Retry):
+                not_before = getattr(outcome, "not_before", None)  # older engines: none
+                spends = getattr(outcome, "consumes_attempt", True)
+                due = not_before if not_before is not None else read_at + outcome.after_seconds
+                waiting.append((due, VerifyItem(item.value, item.attempt + int(spends))))
+            else:
+                key = outcome.verdict
+                verdicts[key] = verdicts.get(key, 0) + 1
+
+    start = time.perf_counter()
+    running: set[asyncio.Task[None]] = set()
+    while waiting or running:
+        now = time.time()
+        due = sorted((i for at, i in waiting if at <= now), key=lambda i: i.value.split("@")[1])
+        waiting[:] = [(at, i) for at, i in waiting if at > now]
+        for offset in range(0, len(due), chunk):
+            task = asyncio.create_task(one(due[offset : offset + chunk]))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        nap = min((at for at, _ in waiting), default=now + 0.05) - now
+        await asyncio.sleep(min(max(nap, 0.01), 0.05))
+    elapsed = time.perf_counter() - start
+    await verifier.aclose()
+    return elapsed, verdicts, verifier
+
+
+def strict_main(args: argparse.Namespace) -> None:
+    policy = StrictPolicy(
+        rcpt_per_connection=args.strict_rcpt_per_connection,
+        rcpt_rate=(args.strict_rcpt_rate, args.strict_window),
+        connection_rate=(args.strict_connection_rate, args.strict_window),
+        error_sleep=1.0,  # stock smtpd_error_sleep_time
+        latency=args.latency_ms / 1000,
+    )
+    config = LabConfig(args.domains, args.ips, args.latency_ms / 1000, strict=policy)
+    parent, child = multiprocessing.Pipe()
+    lab = multiprocessing.get_context("spawn").Process(target=run_lab, args=(config, child))
+    lab.start()
+    nameserver, port = parent.recv()
+    addresses = make_addresses(args.addresses, args.domains)
+    settings = strict_settings(nameserver, port, args)
+    print(f"machine: {machine()}")
+    print(
+        f"strict lab: {args.domains} domains on {args.ips} loopback IPs, {args.latency_ms:.0f} ms "
+        f"per reply; per MX address: {policy.rcpt_per_connection} recipients per connection, "
+        f"{args.strict_rcpt_rate} recipients and {args.strict_connection_rate} connections per "
+        f"{args.strict_window:.0f} s window, stock error limits (10: 1 s delays, 20: 421); "
+        f"{len(addresses)} addresses (20% unknown users), shuffled; greylist retry "
+        f"{args.strict_retry:.0f} s, 3 attempts"
+    )
+    try:
+        elapsed, verdicts, verifier = asyncio.run(
+            run_runner(addresses, settings, args.chunk, args.parallel)
+        )
+        parent.send("stats")
+        server = parent.recv()
+        conclusive = verdicts.get("valid", 0) + verdicts.get("wrong", 0)
+        print(
+            f"runner, chunks of {args.chunk}, {args.parallel} in flight: {elapsed:.1f} s, "
+            f"{len(addresses) / elapsed:,.0f} addresses/s, conclusive "
+            f"{conclusive / len(addresses):.1%} ({verdicts}); server saw "
+            f"{server['connections']:,} connections ({server['refused_connections']} refused "
+            f"with 421), {server['rcpt']:,} RCPT, {server['limit_replies']} limit replies "
+            f"(450/452), {server['delayed_replies']} delayed replies, {server['cut_sessions']} "
+            f"sessions cut at the hard error limit, at most "
+            f"{server['max_errors_per_connection']} errors on one connection; engine opened "
+            f"{verifier.stats.connections_opened:,} connections; lab CPU {server['cpu']:.1f} s"
+        )
+        assert server["data"] == 0, "the engine must never send DATA"
+    finally:
+        parent.send("stop")
+        lab.join(10)
+
+
 async def run_naive(addresses: list[str], nameserver: str, port: int) -> tuple[float, int]:
     """One connection per address, one address after another (what a simple script does)."""
     host, _, ns_port = nameserver.partition(":")
@@ -233,7 +405,16 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=200)
     parser.add_argument("--per-mx", type=int, default=5)
     parser.add_argument("--rcpt-per-connection", type=int, default=50)
+    parser.add_argument("--strict", action="store_true", help="servers with Postfix's limits")
+    parser.add_argument("--strict-rcpt-per-connection", type=int, default=20)
+    parser.add_argument("--strict-rcpt-rate", type=int, default=60, help="per window")
+    parser.add_argument("--strict-connection-rate", type=int, default=4, help="per window")
+    parser.add_argument("--strict-window", type=float, default=2.0, help="seconds")
+    parser.add_argument("--strict-retry", type=float, default=4.0, help="greylist retry, s")
     args = parser.parse_args()
+    if args.strict:
+        strict_main(args)
+        return
 
     config = LabConfig(args.domains, args.ips, args.latency_ms / 1000)
     parent, child = multiprocessing.Pipe()

@@ -123,6 +123,7 @@ def test_rate_limit_halves_what_was_sent_and_pauses() -> None:
     state = rate_limited(MxLimitState(), measured=20, now=1000.0, policy=POLICY)
     assert state.rate == pytest.approx(10 / 60)  # half of 20 a minute
     assert state.rcpt_paused_until == 1060.0
+    assert rate_limited(state, measured=30, now=1010.0, policy=POLICY) == state  # same limit
     again = rate_limited(state, measured=10, now=1070.0, policy=POLICY)
     assert again.rate == pytest.approx(5 / 60)  # multiplicative decrease
     assert again.rcpt_backoff == 120.0  # still limited within a window: the pause doubles
@@ -145,12 +146,19 @@ def test_pacing_books_recipients_and_refuses_past_the_deadline() -> None:
 
 
 def test_connection_limit_keeps_what_is_open_and_spaces_new_ones() -> None:
-    state = connections_limited(MxLimitState(), open_now=1, current=5, now=0.0, policy=POLICY)
+    state = connections_limited(
+        MxLimitState(), open_now=1, current=5, opened=1, now=0.0, policy=POLICY
+    )
     assert state.concurrency == 1
-    assert state.connect_gap == pytest.approx(66.0)
+    assert state.connect_gap == pytest.approx(66.0)  # Postfix's 1 a minute: one a window
     assert state.next_connect_at == 60.0
-    lone = connections_limited(MxLimitState(), open_now=0, current=5, now=0.0, policy=POLICY)
+    same = connections_limited(state, open_now=0, current=1, opened=1, now=1.0, policy=POLICY)
+    assert same == state  # refusals in the cool-down are the same limit: one decrease
+    lone = connections_limited(
+        MxLimitState(), open_now=0, current=5, opened=8, now=0.0, policy=POLICY
+    )
     assert lone.concurrency == 2  # halved when none of ours was open
+    assert lone.connect_gap == pytest.approx(66.0 / 4)  # half the 8 a window it took
     booked, start = reserve_connect(state, now=61.0, deadline=200.0)
     assert start == 61.0
     assert booked is not None

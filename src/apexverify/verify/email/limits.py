@@ -9,7 +9,8 @@ from replies"):
 * a limit decreases at once: the recipients per connection become what the server took on
   the connection that hit it, the recipient rate halves (from what we sent in the last
   window) with a cool-down before the next RCPT, the concurrency becomes the connections we
-  had open (at least one) and new connections are spaced by a window;
+  had open (at least one) and new connections are spaced so that a window sees half as
+  many as it took; a limit met by several connections in flight decreases once;
 * success increases slowly: one more recipient per connection after
   ``cap_increase_after`` clean connections at the cap, one more recipient per window for
   each window without a rate limit, one more connection (and a halved spacing) after
@@ -158,7 +159,11 @@ def rate_limited(
     state: MxLimitState, measured: int, now: float, policy: LimitPolicy
 ) -> MxLimitState:
     """A rate limit after ``measured`` recipients answered in the last window: half that
-    rate (or half the current one, if lower), and a cool-down before the next RCPT."""
+    rate (or half the current one, if lower), and a cool-down before the next RCPT. A limit
+    reported while the cool-down of the last one runs is the same limit met by another
+    connection (or worker) in flight: it changes nothing (one decrease per limit)."""
+    if now < state.rcpt_paused_until:
+        return state
     base = measured / policy.window
     if state.rate is not None:
         base = min(base, state.rate)
@@ -176,20 +181,32 @@ def rate_limited(
 
 
 def connections_limited(
-    state: MxLimitState, open_now: int, current: int, now: float, policy: LimitPolicy
+    state: MxLimitState,
+    open_now: int,
+    current: int,
+    opened: int,
+    now: float,
+    policy: LimitPolicy,
 ) -> MxLimitState:
     """A ``421`` at connect while ``open_now`` of our connections to the MX were open
-    (``current``: the concurrency allowed): no more than those (at least one, halved when
-    none was open), and new connections spaced by a window, after a cool-down."""
+    (``current``: the concurrency allowed) after we opened ``opened`` in the last window: no
+    more connections at once than those open (at least one; halved when none was open), and
+    new ones spaced so that a window sees half as many as it took (at least one per window,
+    a little over a window apart), after a cool-down. Refusals during that cool-down are
+    the same limit met by connections in flight: unchanged."""
+    if now < state.next_connect_at and state.connect_gap:
+        return state
     target = open_now if open_now > 0 else math.floor(current * policy.decrease)
+    allowed = max(1, math.floor(opened * policy.decrease))
+    # A little over a window: the server's window starts when it sees a connection, a hair
+    # after we opened it.
+    gap = policy.window * 1.1 / allowed
     backoff = _backoff(state.connect_backoff, state.next_connect_at, now, policy)
     return dataclasses.replace(
         state,
         concurrency=max(1, min(current, target)),
         concurrency_changed_at=now,
-        # A little over a window: the server's window starts when it sees the connection,
-        # a hair after we opened it.
-        connect_gap=max(state.connect_gap, policy.window * 1.1),
+        connect_gap=max(state.connect_gap, gap),
         next_connect_at=max(state.next_connect_at, now + backoff),
         connect_backoff=backoff,
     )

@@ -29,7 +29,7 @@ import random
 import time
 import weakref
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -176,7 +176,7 @@ class MxProber:
         self.dead: dict[str, tuple[float, Evidence, str]] = {}
         self.uses: weakref.WeakKeyDictionary[ProbeConnection, _Use] = weakref.WeakKeyDictionary()
         self.open_now: defaultdict[str, int] = defaultdict(int)  # in lanes, per MX address
-        self._answered_at: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._recent: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
 
     async def probe(
         self,
@@ -228,15 +228,17 @@ class MxProber:
         jitter = random.uniform(0.0, min(delay * JITTER_SHARE, JITTER_MAX_SECONDS))
         return now + delay + jitter
 
-    def note_answered(self, mx: str, now: float, count: int) -> None:
-        """RCPT answers given, for the rate measured when a rate limit comes."""
-        times = self._answered_at[mx]
-        times.extend([now] * count)
+    def note(self, what: str, mx: str) -> None:
+        """One RCPT answered or one connection attempted, as it happens: what a limit
+        halves is measured from these (our rate to that MX in the last window)."""
+        now = time.time()
+        times = self._recent[(what, mx)]
+        times.append(now)
         self._prune(times, now)
 
-    def answered_in_window(self, mx: str, now: float) -> int:
-        times = self._answered_at[mx]
-        self._prune(times, now)
+    def in_window(self, what: str, mx: str) -> int:
+        times = self._recent[(what, mx)]
+        self._prune(times, time.time())
         return len(times)
 
     def _prune(self, times: deque[float], now: float) -> None:
@@ -376,6 +378,7 @@ class _TargetRun:
             await asyncio.sleep(start - now)
         result = SessionResult(self.target)
         connection = ProbeConnection(self.target, self.p.config)
+        self.p.note("connect", self.mx)
         opened = await connection.open(result)
         self.p.stats.connections_opened += connection.connects
         self.p.smtp_health.record(self.target.host, connect_outcome(result))
@@ -424,20 +427,22 @@ class _TargetRun:
         now = time.time()
         self.p.stats.limits_hit += 1
         open_now = self.p.open_now[self.mx] - 1  # the other lanes (and chunks) connected
-        state = await self.p.limits.get(self.mx)
-        current = self._concurrency(state)
-        state = await self.p.limits.apply(
-            self.mx, lambda s: connections_limited(s, open_now, current, now, self.p.policy)
+        opened = self.p.in_window("connect", self.mx) - 1  # what it took before refusing
+        current = self._concurrency(await self.p.limits.get(self.mx))
+        state, changed = await self._learn(
+            lambda s: connections_limited(s, open_now, current, opened, now, self.p.policy)
         )
         await self._drain_idle()
-        log.info(
-            "MX %s (%s) refused a connection (%s): at most %d connection(s), new ones %.0f s apart",
-            self.target.host,
-            self.mx,
-            reply.text[:80],
-            self._concurrency(state),
-            state.connect_gap,
-        )
+        if changed:  # once per limit, not once per connection in flight that met it
+            log.info(
+                "MX %s (%s) refused a connection (%s): at most %d connection(s), new ones "
+                "%.1f s apart",
+                self.target.host,
+                self.mx,
+                reply.text[:80],
+                self._concurrency(state),
+                state.connect_gap,
+            )
         if self.active > 1:
             return
         retry_at = max(state.next_connect_at, self.p.greylist_retry_at(now))
@@ -445,6 +450,18 @@ class _TargetRun:
             Evidence.TEMPORARY, self.target.host, reply, retry_at=retry_at
         )
         self._stop(move_on=True)
+
+    async def _learn(
+        self, step: Callable[[MxLimitState], MxLimitState | None]
+    ) -> tuple[MxLimitState, bool]:
+        """Apply a limit to the MX's state atomically: (the state after, whether it changed:
+        a limit met by several connections in flight changes it once)."""
+
+        def changing(state: MxLimitState) -> tuple[MxLimitState | None, bool]:
+            new = step(state)
+            return (None, False) if new is None or new == state else (new, True)
+
+        return await self.p.limits.change(self.mx, changing)
 
     async def _drain_idle(self) -> None:
         # Idle connections count against us too: close (QUIT) the pooled ones to this MX.
@@ -521,7 +538,7 @@ class _TargetRun:
     ) -> bool:
         """One MAIL + RCPTs + RSET; True when the connection may carry another."""
         result = SessionResult(self.target)
-        gate, ended = _gate(use, state, self.p.policy)
+        gate, ended = _gate(use, state, self.p.policy, partial(self.p.note, "rcpt", self.mx))
         await self.p.transact(connection, batch, result, gate)
         now = time.time()
         self._record(batch, result, now)
@@ -546,7 +563,6 @@ class _TargetRun:
 
     def _record(self, batch: list[str], result: SessionResult, now: float) -> None:
         self.p.stats.rcpt_commands += len(result.answers) + (result.limit_reply is not None)
-        self.p.note_answered(self.mx, now, len(result.answers))
         for recipient, reply in result.answers.items():
             evidence = _KIND_EVIDENCE[classify(reply, self.overrides)]
             retry_at = self.p.greylist_retry_at(now) if evidence is Evidence.TEMPORARY else None
@@ -576,28 +592,26 @@ class _TargetRun:
     ) -> None:
         """A recipients or rate limit: no more RCPT here, QUIT, learn, and go on later."""
         self.p.stats.limits_hit += 1
-        state = await self.p.limits.get(self.mx)
         if recipients_limit(reply):
             answered = use.answered
-            state = await self.p.limits.apply(
-                self.mx, lambda s: recipients_limited(s, answered, now)
-            )
+            state, changed = await self._learn(lambda s: recipients_limited(s, answered, now))
             what = f"at most {state.rcpt_cap} recipient(s) per connection"
         else:
-            measured = self.p.answered_in_window(self.mx, now)
-            state = await self.p.limits.apply(
-                self.mx, lambda s: rate_limited(s, measured, now, self.p.policy)
+            measured = self.p.in_window("rcpt", self.mx)
+            state, changed = await self._learn(
+                lambda s: rate_limited(s, measured, now, self.p.policy)
             )
             rate = (state.rate or 0) * 60
             what = f"about {rate:.1f} recipients/min after a {state.rcpt_backoff:.0f} s pause"
-        log.info(
-            "MX %s (%s) limited us after %d recipient(s) on a connection (%s): %s",
-            self.target.host,
-            self.mx,
-            use.answered,
-            reply.text[:80],
-            what,
-        )
+        if changed:
+            log.info(
+                "MX %s (%s) limited us after %d recipient(s) on a connection (%s): %s",
+                self.target.host,
+                self.mx,
+                use.answered,
+                reply.text[:80],
+                what,
+            )
         if use.answered == 0:
             # Refused as the first RCPT of a connection: nothing more to learn here; this
             # recipient is retried later like any 4xx (so a server that always says so ends).
@@ -657,10 +671,12 @@ class _TargetRun:
             self.p.stats.held_back += 1
 
 
-def _gate(use: _Use, state: MxLimitState, policy: LimitPolicy) -> tuple[RcptGate, dict[str, bool]]:
+def _gate(
+    use: _Use, state: MxLimitState, policy: LimitPolicy, answered: Callable[[], None]
+) -> tuple[RcptGate, dict[str, bool]]:
     """The RCPT gate of one transaction, and what ended it (``block``: two policy refusals
     in a row with nothing accepted on the connection; ``full``: the connection did its share
-    of refusals or recipients)."""
+    of refusals or recipients). ``answered`` is told of each answer as it comes."""
     ended = {"block": False, "full": False}
     streak = 0
 
@@ -671,6 +687,7 @@ def _gate(use: _Use, state: MxLimitState, policy: LimitPolicy) -> tuple[RcptGate
         ):
             return "limit"
         use.answered += 1
+        answered()
         use.rejected += reply.code >= 400
         use.definitive += not 400 <= reply.code < 500
         use.accepted += 200 <= reply.code < 300
