@@ -199,6 +199,24 @@ async def _shared_scenario(store_a: SharedState, store_b: SharedState) -> None:
     assert seen.reason == "554 5.7.1 blocked"
 
 
+async def test_scale_out_engines_keep_limits_and_breakers_in_redis() -> None:
+    from apexverify.settings import Settings
+    from apexverify.verify.email.engine import EmailVerifier
+    from apexverify.verify.email.redis_slots import RedisSharedState
+    from apexverify.verify.registry import EngineFactory
+
+    # No Redis is contacted: the client connects on first use.
+    factory = EngineFactory(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    engine = factory.build("email", sandbox=False)
+    assert isinstance(engine, EmailVerifier)
+    assert isinstance(engine._breakers.store, RedisSharedState)
+    assert isinstance(engine._prober.limits.store, RedisSharedState)
+    embedded = EngineFactory(Settings()).build("email", sandbox=False)
+    assert isinstance(embedded, EmailVerifier)
+    assert isinstance(embedded._breakers.store, LocalSharedState)
+    await factory.aclose()
+
+
 async def test_limits_and_breakers_are_shared_in_process() -> None:
     store = LocalSharedState()
     await _shared_scenario(store, store)

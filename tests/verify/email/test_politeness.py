@@ -13,6 +13,7 @@ import logging
 
 import pytest
 
+from apexverify.metrics import EnvironmentCollector
 from apexverify.verify.base import EmailResult, Retry, VerifyContext, VerifyItem
 from apexverify.verify.email.engine import EmailVerifier, verify_emails
 from tests.labs.strict_smtp import StrictLab, StrictPolicy, StrictServer, known_user, strict_lab
@@ -166,6 +167,7 @@ async def test_block_opens_the_breaker_and_nothing_more_is_sent_there(
         server = lab.servers["blocked"]
         connections_while_open = len(server.sessions)
         check = next(c for c in verifier.health() if c.name == "smtp_blocks")
+        gauge = _open_breakers_gauge(verifier)
         await asyncio.sleep(1.6)
         [third] = await verifier.verify_many([VerifyItem(f"carol@{domain}")], context)
         await verifier.aclose()
@@ -182,6 +184,7 @@ async def test_block_opens_the_breaker_and_nothing_more_is_sent_there(
     assert not check.ok
     assert not check.affects_readiness
     assert check.details["open_breakers"] == 1
+    assert gauge == 1.0  # /metrics: apexverify_smtp_open_breakers
     assert len(server.sessions) == 2  # after the breaker time, probed again
     assert isinstance(third, EmailResult)
     assert third.extra["evidence"] == "policy"
@@ -190,6 +193,16 @@ async def test_block_opens_the_breaker_and_nothing_more_is_sent_there(
     assert [r.levelno for r in opened] == [logging.WARNING, logging.WARNING]  # once per block
     assert closed
     assert all(r.levelno == logging.INFO for r in closed)
+
+
+def _open_breakers_gauge(verifier: EmailVerifier) -> float:
+    """What /metrics exports from the engine's checks (the collector the composition root
+    feeds with the engine factory's health)."""
+    collector = EnvironmentCollector()
+    collector.source = verifier.health
+    [family] = [f for f in collector.collect() if f.name == "apexverify_smtp_open_breakers"]
+    [sample] = family.samples
+    return float(sample.value)
 
 
 async def test_a_block_by_one_provider_mx_stops_the_provider() -> None:

@@ -368,9 +368,11 @@ class _TargetRun:
         """A new connection under the MX's spacing; None (the outcome updated) when it
         could not be had."""
         now = time.time()
-        _, start = await self.p.limits.change(
-            self.mx, lambda s: reserve_connect(s, now, self.deadline)
-        )
+        start = now
+        if (await self.p.limits.get(self.mx)).connect_gap:  # only then is there a booking
+            _, start = await self.p.limits.change(
+                self.mx, lambda s: reserve_connect(s, now, self.deadline)
+            )
         if start > self.deadline:
             self._hold(start)
             return None
@@ -505,8 +507,10 @@ class _TargetRun:
                 await connection.quit()  # it did its share: a fresh one for the rest
                 return True
             now = time.time()
-            book = partial(reserve_rcpts, count=size, now=now, deadline=self.deadline)
-            _, start = await self.p.limits.change(self.mx, book)
+            start = max(now, state.rcpt_paused_until)
+            if state.rate is not None:  # paced: book the recipients (atomic, shared)
+                book = partial(reserve_rcpts, count=size, now=now, deadline=self.deadline)
+                _, start = await self.p.limits.change(self.mx, book)
             if start > self.deadline:
                 self._hold(start)
                 self.p.pool.put(self.mx, connection)
@@ -541,7 +545,7 @@ class _TargetRun:
         gate, ended = _gate(use, state, self.p.policy, partial(self.p.note, "rcpt", self.mx))
         await self.p.transact(connection, batch, result, gate)
         now = time.time()
-        self._record(batch, result, now)
+        self._record(batch, result, ended.answered_at)
         self.queue.extendleft(reversed([r for r in batch if r not in self.answers]))
         if result.session_reply is not None:
             await self._mail_refused(result.session_reply)
@@ -552,20 +556,21 @@ class _TargetRun:
         if result.failure is not None:
             self._failed(result)
             return False
-        if ended["block"]:
+        if ended.block:
             await self._rcpt_block(batch)
             return False
         await self._clean(use, state, now)
-        if ended["full"]:
+        if ended.full:
             await connection.quit()  # its share of refusals or recipients: a fresh one
             return False
         return connection.usable
 
-    def _record(self, batch: list[str], result: SessionResult, now: float) -> None:
+    def _record(self, batch: list[str], result: SessionResult, times: list[float]) -> None:
+        """The answers of one transaction; a 4xx is retried counting from when it came."""
         self.p.stats.rcpt_commands += len(result.answers) + (result.limit_reply is not None)
-        for recipient, reply in result.answers.items():
+        for (recipient, reply), at in zip(result.answers.items(), times, strict=True):
             evidence = _KIND_EVIDENCE[classify(reply, self.overrides)]
-            retry_at = self.p.greylist_retry_at(now) if evidence is Evidence.TEMPORARY else None
+            retry_at = self.p.greylist_retry_at(at) if evidence is Evidence.TEMPORARY else None
             self.answers[recipient] = Answer(evidence, self.target.host, reply, retry_at=retry_at)
         if result.greeted and result.session_reply is None and not result.smtputf8:
             for recipient in batch:
@@ -671,13 +676,21 @@ class _TargetRun:
             self.p.stats.held_back += 1
 
 
+@dataclass
+class _Ended:
+    """What ended one transaction, as its gate saw it, and when each answer came."""
+
+    block: bool = False  # two policy refusals in a row, nothing accepted on the connection
+    full: bool = False  # the connection did its share of refusals or recipients
+    answered_at: list[float] = field(default_factory=list)  # per recorded answer, in order
+
+
 def _gate(
     use: _Use, state: MxLimitState, policy: LimitPolicy, answered: Callable[[], None]
-) -> tuple[RcptGate, dict[str, bool]]:
-    """The RCPT gate of one transaction, and what ended it (``block``: two policy refusals
-    in a row with nothing accepted on the connection; ``full``: the connection did its share
-    of refusals or recipients). ``answered`` is told of each answer as it comes."""
-    ended = {"block": False, "full": False}
+) -> tuple[RcptGate, _Ended]:
+    """The RCPT gate of one transaction, and what ended it. ``answered`` is told of each
+    answer as it comes (the rate measured when a limit comes)."""
+    ended = _Ended()
     streak = 0
 
     def gate(reply: Reply) -> RcptAction:
@@ -686,6 +699,7 @@ def _gate(
             rate_candidate(reply) and (use.definitive > 0 or state.rate_limited)
         ):
             return "limit"
+        ended.answered_at.append(time.time())
         use.answered += 1
         answered()
         use.rejected += reply.code >= 400
@@ -693,12 +707,12 @@ def _gate(
         use.accepted += 200 <= reply.code < 300
         streak = streak + 1 if rcpt_block(reply) else 0
         if streak >= 2 and use.accepted == 0:
-            ended["block"] = True
+            ended.block = True
             return "last"
         if use.rejected >= policy.max_rejected or (
             state.rcpt_cap is not None and use.answered >= state.rcpt_cap
         ):
-            ended["full"] = True
+            ended.full = True
             return "last"
         return "continue"
 
