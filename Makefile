@@ -21,14 +21,15 @@ serve: $(STAMP)
 	$(BIN)/apexverify serve --init-demo
 
 ## Run the whole test suite (starts PostgreSQL/Redis when this machine has them, installs
-## Debian's chromium for the dashboard's browser tests when it can).
+## Debian's chromium for the dashboard's browser tests when it can). Two pytest-xdist workers:
+## most tests wait on servers they start; the shared PostgreSQL/Redis tests stay on one.
 test: $(STAMP)
 	-@bash scripts/start-services.sh
 	-@bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 ## The fast tier alone: the app in-process on fresh SQLite with fakes (no server process).
 test-fast: $(STAMP)
