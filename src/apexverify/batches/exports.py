@@ -17,12 +17,12 @@ from ..export.json_export import stream_json
 from ..export.xlsx_export import write_xlsx
 from ..storage import exports_dir
 from ..storage.tempfiles import OwnedFile, create_owned, is_disk_full, temp_name
-from ..store.models import Batch
+from ..store.models import Batch, iso
 from . import states
 from .context import Services
 from .repository import records
 from .service import get_batch
-from .views import found_content, found_cost, iso
+from .views import found_content, found_cost
 
 _EXPORT_DISK_FULL = (
     "The server's storage is full; the export could not be written. Nothing was changed."

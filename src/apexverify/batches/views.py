@@ -7,19 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..credits import from_milli
-from ..store.models import Batch
+from ..store.models import Batch, iso
 from . import states
 from .params import BatchParameters
 
 PUBLIC_PARAMETERS = tuple(BatchParameters.model_fields)
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def found_content(batch: Batch) -> dict[str, int]:

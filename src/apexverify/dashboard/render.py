@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..batches.countries import ISO_COUNTRIES
-from ..batches.views import iso
 from ..credits import from_milli
+from ..store.models import iso
 from . import codes
 from .session import CSRF_COOKIE, csrf_token, new_csrf_seed
 

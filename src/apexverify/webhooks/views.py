@@ -3,18 +3,9 @@ secret is never part of them: it is shown once, by whoever created the endpoint.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from ..store.models import WebhookDelivery, WebhookEndpoint
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored in UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from ..store.models import WebhookDelivery, WebhookEndpoint, iso
 
 
 def endpoint_view(endpoint: WebhookEndpoint) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...accounts import service as accounts
-from ...batches.views import iso
-from ...store.models import ApiKey
+from ...store.models import ApiKey, iso
 from ...web.deps import ReadTx, WriteTx
 from ..deps import Auth
 from ..schemas import Credits, KeyList, KeyRequest, NewKey, Success, answers, reference_operation_id

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ...batches import exports, service, views
 from ...batches.params import BatchParameters
 from ...credits import from_milli
+from ...store.models import iso
 from ...web.deps import ReadTx, Svc, WriteTx
 from ...web.downloads import XLSX_TYPE, ExportFormat, export_response
 from ...web.uploads import accept_upload
@@ -124,7 +125,7 @@ async def upload(
     batch = await accept_upload(
         services, tx, account.id, file, name=name, description=description, params=params
     )
-    return {"status": "ok", "batch_uuid": batch.uuid, "created_at": views.iso(batch.created_at)}
+    return {"status": "ok", "batch_uuid": batch.uuid, "created_at": iso(batch.created_at)}
 
 
 @router.get("", summary="List batches", response_model=None, responses=answers(BatchList, 422))
