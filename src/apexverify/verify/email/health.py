@@ -64,6 +64,7 @@ SMTP_RECENT_SECONDS = 600.0
 # Failing hosts remembered since the last greeting (only the count up to BLOCKED_HOSTS and
 # the most recent reasons matter).
 _MAX_FAILED_HOSTS = 64
+_MAX_GREETED_HOSTS = 10_000
 
 Clock = Callable[[], float]
 CanaryProbe = Callable[[str], Awaitable[MailDomain]]
@@ -282,6 +283,10 @@ class SmtpHealth:
         self._last_greeting: float | None = None
         self._failed: OrderedDict[str, tuple[float, ConnectOutcome]] = OrderedDict()
         self._hosts_seen: set[str] = set()  # only up to BLOCKED_HOSTS: how many is all we need
+        # Hosts that greeted us at some point. Hosts that never did failing together is the
+        # tail of a batch full of dead mail hosts, not a block of our port 25: a block shows
+        # as hosts that used to greet us failing (or as no host ever greeting at all).
+        self._greeted_hosts: OrderedDict[str, None] = OrderedDict()
         self._log = _Transitions(SMTP_CHECK)
 
     def record(self, host: str, outcome: ConnectOutcome) -> None:
@@ -294,6 +299,10 @@ class SmtpHealth:
             if outcome == "greeted":
                 self._last_greeting = now
                 self._failed.clear()
+                self._greeted_hosts.pop(host, None)
+                self._greeted_hosts[host] = None
+                if len(self._greeted_hosts) > _MAX_GREETED_HOSTS:
+                    self._greeted_hosts.popitem(last=False)
             else:
                 self._failed.pop(host, None)
                 self._failed[host] = (now, outcome)
@@ -311,9 +320,15 @@ class SmtpHealth:
         needed = self.hosts_needed()
         with self._lock:
             last_attempt, last_greeting = self._last_attempt, self._last_greeting
-            recent = [
-                outcome for at, outcome in self._failed.values() if now - at <= SMTP_RECENT_SECONDS
+            recent_hosts = [
+                (host, outcome)
+                for host, (at, outcome) in self._failed.items()
+                if now - at <= SMTP_RECENT_SECONDS
             ]
+            known_good_failing = not self._greeted_hosts or any(
+                host in self._greeted_hosts for host, _outcome in recent_hosts
+            )
+        recent = [outcome for _host, outcome in recent_hosts]
         details: dict[str, object] = {
             "failed_hosts": len(recent),
             "hosts_needed": needed,
@@ -324,7 +339,7 @@ class SmtpHealth:
         }
         if last_attempt is None or now - last_attempt > SMTP_RECENT_SECONDS:
             check = HealthCheck(SMTP_CHECK, True, "no recent SMTP attempts", details, False)
-        elif len(recent) >= needed:
+        elif len(recent) >= needed and known_good_failing:
             reason = f"outbound SMTP looks blocked: {self._failures_text(recent)}"
             check = HealthCheck(SMTP_CHECK, False, reason, details, False)
         elif last_greeting is not None and now - last_greeting <= SMTP_RECENT_SECONDS:
