@@ -175,9 +175,12 @@ async def test_each_mx_address_always_sees_the_same_proxy() -> None:
         domains = [d.rejects, d.catchall, d.policy, d.plain550, d.tempfail, d.noutf8, d.m365]
         addresses = [f"{user}@{domain}" for domain in domains for user in ("alice", "zed")]
         for _engine in range(2):  # two engines (two processes) choose alike
-            verifier = EmailVerifier(
-                lab.settings(smtp_socks5_proxy=spec, smtp_rcpt_per_connection=1)
+            # A generous timeout: on a loaded machine a proxy handshake slower than the lab's
+            # 0.5 s would count against that proxy and fail over, which is another test.
+            settings = lab.settings(
+                smtp_socks5_proxy=spec, smtp_rcpt_per_connection=1, smtp_timeout_seconds=5.0
             )
+            verifier = EmailVerifier(settings)
             await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
             await verifier.aclose()
     pool = ProxyPool(parse_proxies(spec), timeout=1.0)
