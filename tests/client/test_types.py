@@ -15,6 +15,7 @@ from apexverify.client import (
     BatchStatus,
     Client,
     Credits,
+    EmailResult,
     NotFound,
     RateLimited,
 )
@@ -65,11 +66,7 @@ def _api(request: httpx.Request) -> httpx.Response:
 
 
 def _client(handler: Handler) -> Client:
-    client = Client("k", "http://api.test", max_retries=1)
-    client._http = httpx.Client(
-        base_url=client.base_url, headers=client._headers, transport=httpx.MockTransport(handler)
-    )
-    return client
+    return Client("k", "http://api.test", max_retries=1, transport=httpx.MockTransport(handler))
 
 
 def test_each_endpoint_returns_its_declared_type() -> None:
@@ -89,7 +86,9 @@ def test_each_endpoint_returns_its_declared_type() -> None:
         page = client.list_batches()
         assert isinstance(page, BatchPage)
         assert [b.batch_uuid for b in page.batches] == ["u1"]
-        assert client.unit("a@b.com", type="email") == {"email": "a@b.com", "valid": True}
+        unit = client.unit("a@b.com", type="email")
+        assert isinstance(unit, EmailResult)
+        assert (unit.email, unit.valid, unit["valid"]) == ("a@b.com", True, True)
         client.configure("u1", type="email", target_country="US")  # parsed as None
         client.parse("u1")
         client.delete("u1")
@@ -123,10 +122,7 @@ def test_backoff_doubles_up_to_eight_seconds() -> None:
 
 
 async def test_async_client_returns_the_same_types() -> None:
-    client = AsyncClient("k", "http://api.test", timeout=5.0)
-    client._http = httpx.AsyncClient(
-        base_url=client.base_url, headers=client._headers, transport=httpx.MockTransport(_api)
-    )
+    client = AsyncClient("k", "http://api.test", timeout=5.0, transport=httpx.MockTransport(_api))
     async with client:
         assert await client.credits() == Credits(10.0, 2.5)
         assert (await client.status("u1")).verified == 3

@@ -2,8 +2,13 @@
 
     from apexverify.client import Client
     with Client() as client:            # APEXVERIFY_URL / APEXVERIFY_API_KEY
-        result = client.verify_file("contacts.txt", type="email", target_country="US",
-                                    outputs=["results.xlsx"])
+        result = client.verify_file("contacts.csv", type="email", target_country="US",
+                                    output="cleaned.csv", keep="deliverable,risky")
+        for row in client.iter_results(result.batch_uuid):   # EmailResult / PhoneResult
+            print(row.email, row.valid, row.reason)
+
+``Client`` and ``AsyncClient`` share one base (request building, retries, error mapping);
+``transport=`` / ``http_client=`` let tests use ``httpx.MockTransport``. See docs/client.md.
 
 The SDK never imports server code.
 """
@@ -24,6 +29,7 @@ from ._errors import (
     TransportError,
     ValidationError,
 )
+from ._jsonstream import JSONStreamError
 from ._models import (
     BatchPage,
     BatchStatus,
@@ -34,6 +40,8 @@ from ._models import (
     Credits,
     Upload,
 )
+from ._params import BatchParams, TargetingParams
+from ._results import EmailResult, PhoneResult, Result, Stats
 from ._webhooks import WebhookVerificationError, verify_webhook
 from ._workflow import Declined, VerifyResult, verify_file
 
@@ -45,6 +53,7 @@ __all__ = [
     "BadRequest",
     "BatchFailed",
     "BatchPage",
+    "BatchParams",
     "BatchStatus",
     "BatchSummary",
     "Cancellation",
@@ -53,12 +62,18 @@ __all__ = [
     "Cost",
     "Credits",
     "Declined",
+    "EmailResult",
     "InsufficientCredits",
+    "JSONStreamError",
     "NotFound",
     "ParseError",
     "PayloadTooLarge",
+    "PhoneResult",
     "RateLimited",
+    "Result",
     "ServerError",
+    "Stats",
+    "TargetingParams",
     "TransportError",
     "Upload",
     "ValidationError",

@@ -1,41 +1,34 @@
-"""Sync and async clients on one shared base: request building, error mapping and the retry
-policy live in :class:`_Base`; the two subclasses only differ in how they wait and send."""
+"""The two clients over one base (:mod:`._base`): they differ only in how they send a
+request and wait, never in what they send or how they read the answer."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, Unpack
+from typing import IO, Any, TypeVar, Unpack
 
 import httpx
 
-from ._errors import RateLimited, TransportError, error_for
-from ._models import BatchPage, BatchStatus, BatchSummary, Cancellation, Credits, Upload
-
-if TYPE_CHECKING:
-    from ._workflow import VerifyResult
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-# Idempotent methods are retried on connection errors; uploads and launches are not (a lost
-# answer may hide a success), but every method honours 429 Retry-After (nothing happened).
-_IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE", "HEAD"})
+from ._base import CHUNK_SIZE, Attempts, ClientOptions, FileSink, _Base, _Call, export_format
+from ._jsonstream import ObjectStream
+from ._models import BatchPage, BatchStatus, Cancellation, Credits, Upload
+from ._params import BatchParams, TargetingParams
+from ._results import Result, parse_result
+from ._workflow import Do, Sleep, VerifyResult, plan
 
 T = TypeVar("T")
+ExportTarget = str | os.PathLike[str] | IO[bytes]
 
 
-class _ClientOptions(TypedDict, total=False):
-    """The keyword options both clients accept (see :class:`_Base` for the defaults)."""
+class Client(_Base):
+    """Blocking client. Use as a context manager or call :meth:`close`.
 
-    timeout: float
-    max_retries: int
-    max_rate_limit_wait: float
+    ``transport=`` (e.g. ``httpx.MockTransport``) or ``http_client=`` (your own
+    ``httpx.Client``, which the SDK then does not close) replace the default connection."""
 
-
-class _Base:
     def __init__(
         self,
         api_key: str | None = None,
@@ -44,118 +37,19 @@ class _Base:
         timeout: float = 60.0,
         max_retries: int = 4,
         max_rate_limit_wait: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
     ) -> None:
-        self.api_key = api_key or os.environ.get("APEXVERIFY_API_KEY", "")
-        self.base_url = (base_url or os.environ.get("APEXVERIFY_URL") or DEFAULT_URL).rstrip("/")
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.max_rate_limit_wait = max_rate_limit_wait
-
-    @property
-    def _headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.api_key}
-
-    @staticmethod
-    def _decode(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return {"message": response.text[:200]}
-
-    def _outcome(self, response: httpx.Response) -> RateLimited | None:
-        """None on success; the 429 error when the call may be retried after its
-        ``retry_after``; any other error is raised."""
-        if response.status_code < 400:
-            return None
-        body = self._decode(response)
-        retry_after = float(response.headers.get("Retry-After", "1") or 1)
-        error = error_for(response.status_code, body, retry_after)
-        if isinstance(error, RateLimited):
-            return error
-        raise error
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        # 0.5, 1, 2, 4, then 8 s (a float power would overflow for a huge max_retries)
-        return 8.0 if attempt >= 4 else 0.5 * 2.0**attempt
-
-    # Each endpoint is described once: (method, path, request kwargs, response parser).
-    def _ep_configure(
-        self, batch_uuid: str, type: str, target_country: str, params: dict[str, Any]
-    ) -> _Call[None]:
-        body = {"type": type, "target_country": target_country, **params}
-        return _Call("PUT", f"/v1/batch/{batch_uuid}", {"json": body}, _json(_ignore))
-
-    def _ep_parse(self, batch_uuid: str) -> _Call[None]:
-        return _Call("PATCH", f"/v1/batch/{batch_uuid}", {}, _json(_ignore))
-
-    def _ep_details(self, batch_uuid: str) -> _Call[dict[str, Any]]:
-        return _Call("GET", f"/v1/batch/{batch_uuid}/details", {}, _json(_object))
-
-    def _ep_launch(self, batch_uuid: str) -> _Call[str]:
-        return _Call("POST", f"/v1/batch/{batch_uuid}", {}, _json(lambda b: str(b["status"])))
-
-    def _ep_status(self, batch_uuid: str) -> _Call[BatchStatus]:
-        return _Call("GET", f"/v1/batch/{batch_uuid}", {}, _json(BatchStatus.parse))
-
-    def _ep_cancel(self, batch_uuid: str) -> _Call[Cancellation]:
-        return _Call("POST", f"/v1/batch/{batch_uuid}/cancel", {}, _json(Cancellation.parse))
-
-    def _ep_export(
-        self, batch_uuid: str, format: str, include_details: bool, include_statistics: bool
-    ) -> _Call[bytes]:
-        params = {
-            "format": format,
-            "include_details": str(include_details).lower(),
-            "include_statistics": str(include_statistics).lower(),
-        }
-        return _Call("GET", f"/v1/batch/{batch_uuid}/export", {"params": params}, _content)
-
-    def _ep_list(
-        self, offset: int, limit: int, created_after: str | None, created_before: str | None
-    ) -> _Call[BatchPage]:
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
-        if created_after:
-            params["created_after"] = created_after
-        if created_before:
-            params["created_before"] = created_before
-        return _Call("GET", "/v1/batch", {"params": params}, _json(_page))
-
-    def _ep_delete(self, batch_uuid: str) -> _Call[None]:
-        return _Call("DELETE", f"/v1/batch/{batch_uuid}", {}, _json(_ignore))
-
-    def _ep_credits(self) -> _Call[Credits]:
-        return _Call("GET", "/v1/account/credits", {}, _json(_credits))
-
-    def _ep_unit(
-        self, value: str, type: str, target_country: str, params: dict[str, Any]
-    ) -> _Call[dict[str, Any]]:
-        body = {"type": type, "unit": value, "target_country": target_country, **params}
-        return _Call("POST", "/v1/unit", {"json": body}, _json(_object))
-
-    @staticmethod
-    def _upload_form(
-        name: str, type: str, target_country: str, description: str | None, params: dict[str, Any]
-    ) -> dict[str, str]:
-        data = {"name": name, "type": type, "target_country": target_country, **_form(params)}
-        if description:
-            data["description"] = description
-        return data
-
-
-class Client(_Base):
-    """Blocking client. Use as a context manager or call :meth:`close`."""
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        **options: Unpack[_ClientOptions],
-    ) -> None:
-        super().__init__(api_key, base_url, **options)
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=self._headers, timeout=self.timeout
+        super().__init__(
+            api_key,
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
         )
+        self._owns_http = http_client is None
+        self._own_timeout = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
         return self
@@ -164,30 +58,36 @@ class Client(_Base):
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        waited, attempt = 0.0, 0
+    # Sending: the base decides, this loop only sends and sleeps -------------------------
+    def _send(self, call: _Call[Any], *, stream: bool = False) -> httpx.Response:
+        spent = Attempts()
         while True:
+            request = self._build(self._http, call)
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if method not in _IDEMPOTENT or attempt >= self.max_retries:
-                    raise TransportError(str(exc)) from exc
-                time.sleep(self._backoff(attempt))
-                attempt += 1
+                time.sleep(self.after_error(request, exc, spent))
                 continue
-            limited = self._outcome(response)
-            if limited is None:
+            if stream and response.status_code >= 400:
+                response.read()
+                response.close()
+            delay = self.after_response(request, response, spent)
+            if delay is None:
                 return response
-            wait = limited.retry_after
-            if waited + wait > self.max_rate_limit_wait:
-                raise limited
-            time.sleep(wait)
-            waited += wait
+            if stream:
+                response.close()
+            time.sleep(delay)
 
     def _call(self, call: _Call[T]) -> T:
-        return call.parse(self.request(call.method, call.path, **call.kwargs))
+        return call.parse(self._send(call))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any endpoint (``path`` from the base URL), with the retry policy and error
+        mapping of the named methods."""
+        return self._send(_Call(method, path, kwargs, lambda r: r))
 
     # Endpoints ---------------------------------------------------------------------------
     def upload(
@@ -198,20 +98,25 @@ class Client(_Base):
         type: str,
         target_country: str,
         description: str | None = None,
-        **params: Any,
+        column: str | int | None = None,
+        header: bool | str | None = None,
+        **params: Unpack[BatchParams],
     ) -> Upload:
-        data = self._upload_form(name, type, target_country, description, params)
+        """``POST /v1/batch``: streams the file (it is never read whole into memory). The
+        server parses it at once with ``params``. ``column`` / ``header`` are our extension
+        for spreadsheets (CSV, TSV, XLSX, ODS): ``column="auto"``, a header name, or a
+        1-based number; without ``column`` the upload is the hosted API's (one value per
+        line)."""
+        form = self._upload_form(
+            name, type, target_country, description, column, header, dict(params)
+        )
         with Path(path).open("rb") as handle:
-            body = self.request(
-                "POST",
-                "/v1/batch",
-                data=data,
-                files={"file": (Path(path).name, handle, "text/plain")},
-            ).json()
-        return Upload(body["batch_uuid"], body["created_at"])
+            return self._call(self._ep_upload(Path(path), handle, form))
 
-    def configure(self, batch_uuid: str, *, type: str, target_country: str, **params: Any) -> None:
-        self._call(self._ep_configure(batch_uuid, type, target_country, params))
+    def configure(
+        self, batch_uuid: str, *, type: str, target_country: str, **params: Unpack[BatchParams]
+    ) -> None:
+        self._call(self._ep_configure(batch_uuid, type, target_country, dict(params)))
 
     def parse(self, batch_uuid: str) -> None:
         self._call(self._ep_parse(batch_uuid))
@@ -238,9 +143,69 @@ class Client(_Base):
         *,
         include_details: bool = True,
         include_statistics: bool = True,
+        keep: str | Iterable[str] | None = None,
+        merge: bool | None = None,
     ) -> bytes:
-        call = self._ep_export(batch_uuid, format, include_details, include_statistics)
+        """The whole export **in memory**; prefer :meth:`export_to` or
+        :meth:`iter_results` for big batches."""
+        call = self._ep_export(
+            batch_uuid,
+            format,
+            include_details=include_details,
+            include_statistics=include_statistics,
+            keep=keep,
+            merge=merge,
+        )
         return self._call(call)
+
+    def export_to(
+        self,
+        batch_uuid: str,
+        target: ExportTarget,
+        *,
+        format: str | None = None,
+        keep: str | Iterable[str] | None = None,
+        merge: bool | None = None,
+        include_details: bool = True,
+        include_statistics: bool = True,
+    ) -> int:
+        """Stream the export to ``target`` (a path, or a binary file object) in constant
+        memory; returns the bytes written. ``format`` defaults to the path's extension."""
+        call = self._ep_export(
+            batch_uuid,
+            export_format(target, format),
+            include_details=include_details,
+            include_statistics=include_statistics,
+            keep=keep,
+            merge=merge,
+        )
+        response = self._send(call, stream=True)
+        sink, ok = FileSink(target), False
+        try:
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                sink.write(chunk)
+            ok = True
+        finally:
+            response.close()
+            sink.close(ok)
+        return sink.written
+
+    def iter_results(
+        self, batch_uuid: str, *, keep: str | Iterable[str] | None = None
+    ) -> Iterator[Result]:
+        """Each result row (:class:`EmailResult` / :class:`PhoneResult`) of the JSON export,
+        read as it streams in: memory holds one row at a time, whatever the batch's size."""
+        call = self._ep_export(batch_uuid, "json", include_statistics=False, keep=keep)
+        response = self._send(call, stream=True)
+        parser = ObjectStream()
+        try:
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                for key, value in parser.feed(chunk):
+                    yield parse_result(value, key)
+            for key, value in parser.feed(b"", final=True):
+                yield parse_result(value, key)
+        finally:
+            response.close()
 
     def list_batches(
         self,
@@ -250,8 +215,7 @@ class Client(_Base):
         created_after: str | None = None,
         created_before: str | None = None,
     ) -> BatchPage:
-        call = self._ep_list(offset, limit, created_after, created_before)
-        return self._call(call)
+        return self._call(self._ep_list(offset, limit, created_after, created_before))
 
     def delete(self, batch_uuid: str) -> None:
         self._call(self._ep_delete(batch_uuid))
@@ -260,32 +224,61 @@ class Client(_Base):
         return self._call(self._ep_credits())
 
     def unit(
-        self, value: str, *, type: str, target_country: str = "US", **params: Any
-    ) -> dict[str, Any]:
-        call = self._ep_unit(value, type, target_country, params)
-        return self._call(call)
+        self,
+        value: str,
+        *,
+        type: str,
+        target_country: str = "US",
+        **params: Unpack[TargetingParams],
+    ) -> Result:
+        """``POST /v1/unit``: one value verified now, as a typed result row."""
+        return self._call(self._ep_unit(value, type, target_country, dict(params)))
 
     def verify_file(self, path: str | Path | None = None, **kwargs: Any) -> VerifyResult:
-        """Upload, configure, parse, confirm the cost, launch, poll, export: see
-        :func:`apexverify.client.verify_file`."""
-        from ._workflow import verify_file
+        """Upload (with the parameters: one parse), confirm the cost, launch, poll, write the
+        outputs. See docs/client.md for the keyword arguments."""
+        steps = plan(path, **kwargs)
+        answer: Any = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                answer = None
+            else:
+                answer = self._do(step)
 
-        return verify_file(self, path, **kwargs)
+    def _do(self, step: Do) -> Any:
+        return getattr(self, step.method)(*step.args, **step.kwargs)
 
 
 class AsyncClient(_Base):
-    """Asyncio client with the same endpoints (``await client.status(uuid)``)."""
+    """Asyncio client with the same methods as coroutines (``await client.status(uuid)``);
+    :meth:`iter_results` is an async iterator."""
 
     def __init__(
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        **options: Unpack[_ClientOptions],
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        max_rate_limit_wait: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        super().__init__(api_key, base_url, **options)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers, timeout=self.timeout
+        super().__init__(
+            api_key,
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
         )
+        self._owns_http = http_client is None
+        self._own_timeout = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -294,30 +287,33 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        waited, attempt = 0.0, 0
+    async def _send(self, call: _Call[Any], *, stream: bool = False) -> httpx.Response:
+        spent = Attempts()
         while True:
+            request = self._build(self._http, call)
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if method not in _IDEMPOTENT or attempt >= self.max_retries:
-                    raise TransportError(str(exc)) from exc
-                await asyncio.sleep(self._backoff(attempt))
-                attempt += 1
+                await asyncio.sleep(self.after_error(request, exc, spent))
                 continue
-            limited = self._outcome(response)
-            if limited is None:
+            if stream and response.status_code >= 400:
+                await response.aread()
+                await response.aclose()
+            delay = self.after_response(request, response, spent)
+            if delay is None:
                 return response
-            wait = limited.retry_after
-            if waited + wait > self.max_rate_limit_wait:
-                raise limited
-            await asyncio.sleep(wait)
-            waited += wait
+            if stream:
+                await response.aclose()
+            await asyncio.sleep(delay)
 
     async def _call(self, call: _Call[T]) -> T:
-        return call.parse(await self.request(call.method, call.path, **call.kwargs))
+        return call.parse(await self._send(call))
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._send(_Call(method, path, kwargs, lambda r: r))
 
     async def upload(
         self,
@@ -327,20 +323,25 @@ class AsyncClient(_Base):
         type: str,
         target_country: str,
         description: str | None = None,
-        **params: Any,
+        column: str | int | None = None,
+        header: bool | str | None = None,
+        **params: Unpack[BatchParams],
     ) -> Upload:
-        data = self._upload_form(name, type, target_country, description, params)
-        content = await asyncio.to_thread(Path(path).read_bytes)
-        response = await self.request(
-            "POST", "/v1/batch", data=data, files={"file": (Path(path).name, content, "text/plain")}
+        """See :meth:`Client.upload`. The file is streamed in 64 KiB reads as it is sent
+        (httpx reads a file object chunk by chunk in the async client too)."""
+        form = self._upload_form(
+            name, type, target_country, description, column, header, dict(params)
         )
-        body = response.json()
-        return Upload(body["batch_uuid"], body["created_at"])
+        handle = await asyncio.to_thread(Path(path).open, "rb")
+        try:
+            return await self._call(self._ep_upload(Path(path), handle, form))
+        finally:
+            handle.close()
 
     async def configure(
-        self, batch_uuid: str, *, type: str, target_country: str, **params: Any
+        self, batch_uuid: str, *, type: str, target_country: str, **params: Unpack[BatchParams]
     ) -> None:
-        await self._call(self._ep_configure(batch_uuid, type, target_country, params))
+        await self._call(self._ep_configure(batch_uuid, type, target_country, dict(params)))
 
     async def parse(self, batch_uuid: str) -> None:
         await self._call(self._ep_parse(batch_uuid))
@@ -365,9 +366,67 @@ class AsyncClient(_Base):
         *,
         include_details: bool = True,
         include_statistics: bool = True,
+        keep: str | Iterable[str] | None = None,
+        merge: bool | None = None,
     ) -> bytes:
-        call = self._ep_export(batch_uuid, format, include_details, include_statistics)
+        """See :meth:`Client.export` (in memory)."""
+        call = self._ep_export(
+            batch_uuid,
+            format,
+            include_details=include_details,
+            include_statistics=include_statistics,
+            keep=keep,
+            merge=merge,
+        )
         return await self._call(call)
+
+    async def export_to(
+        self,
+        batch_uuid: str,
+        target: ExportTarget,
+        *,
+        format: str | None = None,
+        keep: str | Iterable[str] | None = None,
+        merge: bool | None = None,
+        include_details: bool = True,
+        include_statistics: bool = True,
+    ) -> int:
+        """See :meth:`Client.export_to`. Chunks are written to the local file as they come
+        (a 64 KiB write to the page cache does not hold the event loop noticeably)."""
+        call = self._ep_export(
+            batch_uuid,
+            export_format(target, format),
+            include_details=include_details,
+            include_statistics=include_statistics,
+            keep=keep,
+            merge=merge,
+        )
+        response = await self._send(call, stream=True)
+        sink, ok = FileSink(target), False
+        try:
+            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                sink.write(chunk)
+            ok = True
+        finally:
+            await response.aclose()
+            sink.close(ok)
+        return sink.written
+
+    async def iter_results(
+        self, batch_uuid: str, *, keep: str | Iterable[str] | None = None
+    ) -> AsyncIterator[Result]:
+        """See :meth:`Client.iter_results` (``async for row in client.iter_results(uuid)``)."""
+        call = self._ep_export(batch_uuid, "json", include_statistics=False, keep=keep)
+        response = await self._send(call, stream=True)
+        parser = ObjectStream()
+        try:
+            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                for key, value in parser.feed(chunk):
+                    yield parse_result(value, key)
+            for key, value in parser.feed(b"", final=True):
+                yield parse_result(value, key)
+        finally:
+            await response.aclose()
 
     async def list_batches(
         self,
@@ -377,8 +436,7 @@ class AsyncClient(_Base):
         created_after: str | None = None,
         created_before: str | None = None,
     ) -> BatchPage:
-        call = self._ep_list(offset, limit, created_after, created_before)
-        return await self._call(call)
+        return await self._call(self._ep_list(offset, limit, created_after, created_before))
 
     async def delete(self, batch_uuid: str) -> None:
         await self._call(self._ep_delete(batch_uuid))
@@ -387,60 +445,30 @@ class AsyncClient(_Base):
         return await self._call(self._ep_credits())
 
     async def unit(
-        self, value: str, *, type: str, target_country: str = "US", **params: Any
-    ) -> dict[str, Any]:
-        call = self._ep_unit(value, type, target_country, params)
-        return await self._call(call)
+        self,
+        value: str,
+        *,
+        type: str,
+        target_country: str = "US",
+        **params: Unpack[TargetingParams],
+    ) -> Result:
+        return await self._call(self._ep_unit(value, type, target_country, dict(params)))
+
+    async def verify_file(self, path: str | Path | None = None, **kwargs: Any) -> VerifyResult:
+        """See :meth:`Client.verify_file`: the same steps (one plan for both clients), awaited.
+        ``confirm`` and ``on_progress`` are plain callables here too."""
+        steps = plan(path, **kwargs)
+        answer: Any = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                answer = None
+            else:
+                answer = await getattr(self, step.method)(*step.args, **step.kwargs)
 
 
-def _form(params: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        k: str(v).lower() if isinstance(v, bool) else str(v)
-        for k, v in params.items()
-        if v is not None
-    }
-
-
-def _json(parse: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
-    """A response parser that applies ``parse`` to the decoded JSON body."""
-
-    def parse_response(response: httpx.Response) -> T:
-        return parse(response.json())
-
-    return parse_response
-
-
-def _content(response: httpx.Response) -> bytes:
-    return response.content
-
-
-def _ignore(_body: Any) -> None:
-    return None
-
-
-def _object(body: Any) -> dict[str, Any]:
-    return dict(body)
-
-
-def _credits(body: dict[str, Any]) -> Credits:
-    return Credits(float(body["email_credit"]), float(body["phone_credit"]))
-
-
-def _page(body: dict[str, Any]) -> BatchPage:
-    return BatchPage(
-        [BatchSummary.parse(b) for b in body["batches"]],
-        body["total"],
-        body["offset"],
-        body["limit"],
-    )
-
-
-@dataclass(frozen=True)
-class _Call(Generic[T]):
-    """One request and the parser of its response (JSON for most endpoints, the raw bytes
-    for exports), so each endpoint's result type is known to both clients."""
-
-    method: str
-    path: str
-    kwargs: dict[str, Any]
-    parse: Callable[[httpx.Response], T]
+__all__ = ["AsyncClient", "Client", "ClientOptions"]

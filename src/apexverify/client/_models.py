@@ -1,9 +1,12 @@
-"""Typed views of the API's JSON (the spec's shapes; unknown extra fields are kept in .raw)."""
+"""Typed views of the API's JSON (the spec's shapes). Unknown fields never break a client:
+each type keeps the JSON in ``raw`` and the keys it has no field for in ``extra``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ._results import Stats
 
 STATUSES = (
     "parsing_content",
@@ -18,6 +21,12 @@ STATUSES = (
 class Credits:
     email_credit: float
     phone_credit: float
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Credits:
+        extra = {k: v for k, v in data.items() if k not in ("email_credit", "phone_credit")}
+        return cls(float(data["email_credit"]), float(data["phone_credit"]), extra)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,9 @@ class BatchStatus:
     status: str
     content: Content | None = None
     cost: Cost | None = None
-    stats: dict[str, Any] | None = None
+    stats: Stats | None = None
+    # Progress: verified / to_verify while verification_ongoing; once verification_done,
+    # both are the batch's total (the server sends no progress then).
     verified: int = 0
     to_verify: int = 0
     message: str | None = None
@@ -81,16 +92,26 @@ class BatchStatus:
     cancelled_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    _FIELDS = frozenset(
+        {"status", "found_content", "found_cost", "stats", "progress", "message", "cancelled"}
+        | {"cancelled_at"}
+    )
+
     @classmethod
     def parse(cls, data: dict[str, Any]) -> BatchStatus:
         progress = data.get("progress") or {}
+        stats = Stats.parse(data["stats"]) if isinstance(data.get("stats"), dict) else None
+        verified = int(progress.get("verified", 0))
+        to_verify = int(progress.get("total", 0))
+        if data["status"] == "verification_done" and stats is not None:
+            verified = to_verify = stats.total
         return cls(
             status=data["status"],
             content=Content.parse(data["found_content"]) if "found_content" in data else None,
             cost=Cost.parse(data["found_cost"]) if "found_cost" in data else None,
-            stats=data.get("stats"),
-            verified=int(progress.get("verified", 0)),
-            to_verify=int(progress.get("total", 0)),
+            stats=stats,
+            verified=verified,
+            to_verify=to_verify,
             message=data.get("message"),
             cancelled=bool(data.get("cancelled", False)),
             cancelled_at=data.get("cancelled_at"),
@@ -100,6 +121,11 @@ class BatchStatus:
     @property
     def done(self) -> bool:
         return self.status == "verification_done"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The keys of the answer this type has no field for (``stall``, ``started_at``...)."""
+        return {k: v for k, v in self.raw.items() if k not in self._FIELDS}
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,32 @@
-"""The whole workflow in one call, resumable from any step given a batch UUID."""
+"""The whole workflow in one call, resumable from any step given a batch UUID.
+
+Written once for both clients: :func:`plan` is a generator that yields what to do next (a
+client method to call, or a pause) and receives each call's result; ``Client.verify_file``
+runs it with blocking calls, ``AsyncClient.verify_file`` awaits them. The file is parsed
+once: its parameters travel with the upload (the server parses it at once with them), so
+there is no PUT and no PATCH; a PATCH is sent only to retry a batch whose parse ended in
+``internal_error`` (the documented retry).
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._base import TABLE_SUFFIXES, export_format
 from ._errors import ApexVerifyError, BatchFailed
 from ._models import BatchStatus
+from ._params import (
+    check_column,
+    check_country,
+    check_header,
+    check_keep,
+    check_params,
+    check_record_type,
+)
+from ._results import Stats
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -32,6 +49,27 @@ class VerifyResult:
     status: BatchStatus
     outputs: list[Path] = field(default_factory=list)
 
+    @property
+    def stats(self) -> Stats | None:
+        return self.status.stats
+
+
+@dataclass(frozen=True)
+class Do:
+    """Call ``client.<method>(*args, **kwargs)`` and send its result back."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Plan = Generator[Do | Sleep, Any, VerifyResult]
+
 
 def poll_delays(initial: float, cap: float = 60.0) -> Iterator[float]:
     """The guide's advice: start small, double each cycle, cap at 60 s."""
@@ -41,82 +79,145 @@ def poll_delays(initial: float, cap: float = 60.0) -> Iterator[float]:
         delay = min(delay * 2, cap)
 
 
-def wait_for(
-    client: Client,
-    batch_uuid: str,
-    wanted: set[str],
-    *,
-    initial_delay: float,
-    max_delay: float,
-    on_progress: ProgressCallback | None,
-) -> BatchStatus:
-    delays = poll_delays(initial_delay, max_delay)
-    while True:
-        status = client.status(batch_uuid)
-        if on_progress:
-            on_progress(status)
-        if status.status == "internal_error":
-            raise BatchFailed(f"batch {batch_uuid}: {status.message or 'internal_error'}")
-        if status.status in wanted:
-            return status
-        time.sleep(next(delays))
+@dataclass(frozen=True)
+class _Output:
+    path: Path
+    format: str
+    merge: bool | None
 
 
-def verify_file(
-    client: Client,
+def plan(
     path: str | Path | None = None,
     *,
     type: str = "email",
     target_country: str = "US",
     name: str | None = None,
+    description: str | None = None,
     batch_uuid: str | None = None,
-    outputs: list[str | Path] | None = None,
+    column: str | int | None = None,
+    header: bool | str | None = None,
+    output: str | Path | None = None,
+    outputs: Iterable[str | Path] | None = None,
+    keep: str | Iterable[str] | None = None,
+    merge: bool | None = None,
     confirm: ConfirmCallback | None = None,
     on_progress: ProgressCallback | None = None,
     initial_delay: float = 5.0,
     max_delay: float = 60.0,
     **params: Any,
-) -> VerifyResult:
-    """Upload ``path`` (or resume ``batch_uuid``), configure, parse, wait for
-    ``ready_for_verification``, ask ``confirm`` with the cost, launch, poll with exponential
-    backoff capped at ``max_delay``, and write each output (``.json`` or ``.xlsx``)."""
+) -> Plan:
+    """Check every argument (nothing is sent before), then return the steps."""
+    if batch_uuid is None and path is None:
+        raise ValueError("give a file to upload or a batch_uuid to resume")
+    checked = check_params("verify_file", params)
+    check_record_type(type)
+    check_country(target_country)
+    check_header(header)
+    kept = check_keep(keep)
+    table = path is not None and Path(path).suffix.lower() in TABLE_SUFFIXES
+    if table and column is None:
+        column = "auto"
+    check_column(column)
+    targets = [*(outputs or []), *([output] if output is not None else [])]
+    wanted: list[_Output] = []
+    for target in targets:
+        fmt = export_format(target, None)
+        suffix = Path(target).suffix.lower()
+        if suffix not in (".json", ".xlsx", ".csv"):
+            raise ValueError(f"output {target}: the extension must be .csv, .xlsx or .json")
+        # A spreadsheet in: the results merged back into its rows, unless told otherwise.
+        wanted.append(_Output(Path(target), fmt, merge if merge is not None else (table or None)))
+    upload = None
     if batch_uuid is None:
-        if path is None:
-            raise ValueError("give a file to upload or a batch_uuid to resume")
-        upload = client.upload(
-            path, name=name or Path(path).name, type=type, target_country=target_country
+        assert path is not None
+        upload = dict(
+            name=name or Path(path).name,
+            type=type,
+            target_country=target_country,
+            description=description,
+            column=column,
+            header=header,
+            **checked,
         )
-        batch_uuid = upload.batch_uuid
-        client.configure(batch_uuid, type=type, target_country=target_country, **params)
-        client.parse(batch_uuid)
-    status = client.status(batch_uuid)
-    if status.status in ("parsing_content", "internal_error"):
-        if status.status == "internal_error":
-            client.parse(batch_uuid)  # a re-parse is the documented retry
-        status = wait_for(
-            client,
-            batch_uuid,
-            {"ready_for_verification"},
-            initial_delay=initial_delay,
-            max_delay=max_delay,
-            on_progress=on_progress,
+    return _steps(
+        Path(path) if path is not None else None,
+        upload,
+        batch_uuid,
+        wanted,
+        kept,
+        confirm,
+        on_progress,
+        initial_delay,
+        max_delay,
+    )
+
+
+def _steps(
+    path: Path | None,
+    upload: dict[str, Any] | None,
+    batch_uuid: str | None,
+    outputs: list[_Output],
+    keep: str | None,
+    confirm: ConfirmCallback | None,
+    on_progress: ProgressCallback | None,
+    initial_delay: float,
+    max_delay: float,
+) -> Plan:
+    if upload is not None:
+        created = yield Do("upload", (path,), upload)
+        batch_uuid = created.batch_uuid
+    assert batch_uuid is not None
+    status: BatchStatus = yield Do("status", (batch_uuid,))
+    if status.status == "internal_error":
+        yield Do("parse", (batch_uuid,))  # a re-parse is the documented retry
+        status = yield Do("status", (batch_uuid,))
+    if status.status == "parsing_content":
+        status = yield from _wait(
+            batch_uuid, "ready_for_verification", initial_delay, max_delay, on_progress
         )
+    elif status.status == "internal_error":
+        raise BatchFailed(f"batch {batch_uuid}: {status.message or 'internal_error'}")
     if status.status == "ready_for_verification":
+        if on_progress:
+            on_progress(status)
         if confirm is not None and not confirm(status):
             raise Declined(batch_uuid)
-        client.launch(batch_uuid)
-    status = wait_for(
-        client,
-        batch_uuid,
-        {"verification_done"},
-        initial_delay=initial_delay,
-        max_delay=max_delay,
-        on_progress=on_progress,
+        yield Do("launch", (batch_uuid,))
+    status = yield from _wait(
+        batch_uuid, "verification_done", initial_delay, max_delay, on_progress
     )
     result = VerifyResult(batch_uuid, status)
-    for output in outputs or []:
-        target = Path(output)
-        fmt = "xlsx" if target.suffix.lower() == ".xlsx" else "json"
-        target.write_bytes(client.export(batch_uuid, fmt))
-        result.outputs.append(target)
+    for out in outputs:
+        yield Do(
+            "export_to",
+            (batch_uuid, out.path),
+            {"format": out.format, "keep": keep, "merge": out.merge},
+        )
+        result.outputs.append(out.path)
     return result
+
+
+def _wait(
+    batch_uuid: str,
+    wanted: str,
+    initial_delay: float,
+    max_delay: float,
+    on_progress: ProgressCallback | None,
+) -> Generator[Do | Sleep, Any, BatchStatus]:
+    delays = poll_delays(initial_delay, max_delay)
+    while True:
+        status: BatchStatus = yield Do("status", (batch_uuid,))
+        if status.status == "internal_error":
+            raise BatchFailed(f"batch {batch_uuid}: {status.message or 'internal_error'}")
+        if status.status == wanted:
+            if on_progress and wanted == "verification_done":
+                on_progress(status)  # verified == to_verify == the total
+            return status
+        if on_progress:
+            on_progress(status)
+        yield Sleep(next(delays))
+
+
+def verify_file(client: Client, path: str | Path | None = None, **kwargs: Any) -> VerifyResult:
+    """``client.verify_file(path, **kwargs)`` (kept for code written before the method)."""
+    return client.verify_file(path, **kwargs)
