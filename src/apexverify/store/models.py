@@ -154,6 +154,11 @@ class Batch(Base):
     stalled_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_attempt_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch s
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A table upload (the ``column`` extension, migration 0007): the original file kept beside
+    # the derived one-value-per-line ``file_path``; NULL for a plain upload (batches/sources).
+    source_format: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    source_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    source_options: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Record(Base):
