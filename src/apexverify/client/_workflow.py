@@ -114,19 +114,20 @@ def plan(
     check_country(target_country)
     check_header(header)
     kept = check_keep(keep)
-    table = path is not None and Path(path).suffix.lower() in TABLE_SUFFIXES
+    # A spreadsheet (by extension, or because a column was chosen) is uploaded with the
+    # column extension, and its results are merged back into its rows in CSV/XLSX outputs.
+    table = column is not None or (path is not None and Path(path).suffix.lower() in TABLE_SUFFIXES)
     if table and column is None:
         column = "auto"
     check_column(column)
     targets = [*(outputs or []), *([output] if output is not None else [])]
     wanted: list[_Output] = []
     for target in targets:
-        fmt = export_format(target, None)
-        suffix = Path(target).suffix.lower()
-        if suffix not in (".json", ".xlsx", ".csv"):
+        if Path(target).suffix.lower() not in (".json", ".xlsx", ".csv"):
             raise ValueError(f"output {target}: the extension must be .csv, .xlsx or .json")
-        # A spreadsheet in: the results merged back into its rows, unless told otherwise.
-        wanted.append(_Output(Path(target), fmt, merge if merge is not None else (table or None)))
+        fmt = export_format(target, None)
+        merged = merge if merge is not None else (True if table and fmt != "json" else None)
+        wanted.append(_Output(Path(target), fmt, merged))
     upload = None
     if batch_uuid is None:
         assert path is not None
