@@ -47,7 +47,6 @@ from ._results import Result, parse_result
 DEFAULT_URL = "http://127.0.0.1:8000"
 _IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _RETRY_STATUSES = frozenset({502, 503, 504})
-CHUNK_SIZE = 64 * 1024
 # Spreadsheet inputs: sent with column=auto unless the caller chose a column.
 TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".tab", ".xlsx", ".xlsm", ".xls", ".ods"})
 

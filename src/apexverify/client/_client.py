@@ -12,7 +12,7 @@ from typing import IO, Any, TypeVar, Unpack
 
 import httpx
 
-from ._base import CHUNK_SIZE, Attempts, ClientOptions, FileSink, _Base, _Call, export_format
+from ._base import Attempts, ClientOptions, FileSink, _Base, _Call, export_format
 from ._jsonstream import ObjectStream
 from ._models import BatchPage, BatchStatus, Cancellation, Credits, Upload
 from ._params import BatchParams, TargetingParams
@@ -28,6 +28,9 @@ class Client(_Base):
 
     ``transport=`` (e.g. ``httpx.MockTransport``) or ``http_client=`` (your own
     ``httpx.Client``, which the SDK then does not close) replace the default connection."""
+
+    # How the client waits (retries, polling); a test may replace it to record the waits.
+    _sleep = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -69,7 +72,7 @@ class Client(_Base):
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                time.sleep(self.after_error(request, exc, spent))
+                self._sleep(self.after_error(request, exc, spent))
                 continue
             if stream and response.status_code >= 400:
                 response.read()
@@ -79,7 +82,7 @@ class Client(_Base):
                 return response
             if stream:
                 response.close()
-            time.sleep(delay)
+            self._sleep(delay)
 
     def _call(self, call: _Call[T]) -> T:
         return call.parse(self._send(call))
@@ -182,7 +185,7 @@ class Client(_Base):
         response = self._send(call, stream=True)
         sink, ok = FileSink(target), False
         try:
-            for chunk in response.iter_bytes(CHUNK_SIZE):
+            for chunk in response.iter_bytes():
                 sink.write(chunk)
             ok = True
         finally:
@@ -199,11 +202,13 @@ class Client(_Base):
         response = self._send(call, stream=True)
         parser = ObjectStream()
         try:
-            for chunk in response.iter_bytes(CHUNK_SIZE):
+            for chunk in response.iter_bytes():
                 for key, value in parser.feed(chunk):
-                    yield parse_result(value, key)
+                    if _is_record(key):
+                        yield parse_result(value, key)
             for key, value in parser.feed(b"", final=True):
-                yield parse_result(value, key)
+                if _is_record(key):
+                    yield parse_result(value, key)
         finally:
             response.close()
 
@@ -245,7 +250,7 @@ class Client(_Base):
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             if isinstance(step, Sleep):
-                time.sleep(step.seconds)
+                self._sleep(step.seconds)
                 answer = None
             else:
                 answer = self._do(step)
@@ -257,6 +262,8 @@ class Client(_Base):
 class AsyncClient(_Base):
     """Asyncio client with the same methods as coroutines (``await client.status(uuid)``);
     :meth:`iter_results` is an async iterator."""
+
+    _sleep = staticmethod(asyncio.sleep)
 
     def __init__(
         self,
@@ -297,7 +304,7 @@ class AsyncClient(_Base):
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                await asyncio.sleep(self.after_error(request, exc, spent))
+                await self._sleep(self.after_error(request, exc, spent))
                 continue
             if stream and response.status_code >= 400:
                 await response.aread()
@@ -307,7 +314,7 @@ class AsyncClient(_Base):
                 return response
             if stream:
                 await response.aclose()
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     async def _call(self, call: _Call[T]) -> T:
         return call.parse(await self._send(call))
@@ -404,7 +411,7 @@ class AsyncClient(_Base):
         response = await self._send(call, stream=True)
         sink, ok = FileSink(target), False
         try:
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+            async for chunk in response.aiter_bytes():
                 sink.write(chunk)
             ok = True
         finally:
@@ -420,11 +427,13 @@ class AsyncClient(_Base):
         response = await self._send(call, stream=True)
         parser = ObjectStream()
         try:
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+            async for chunk in response.aiter_bytes():
                 for key, value in parser.feed(chunk):
-                    yield parse_result(value, key)
+                    if _is_record(key):
+                        yield parse_result(value, key)
             for key, value in parser.feed(b"", final=True):
-                yield parse_result(value, key)
+                if _is_record(key):
+                    yield parse_result(value, key)
         finally:
             await response.aclose()
 
@@ -465,10 +474,16 @@ class AsyncClient(_Base):
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
+                await self._sleep(step.seconds)
                 answer = None
             else:
                 answer = await getattr(self, step.method)(*step.args, **step.kwargs)
+
+
+def _is_record(key: str) -> bool:
+    # ``_statistics`` (docs/export.md) cannot collide with a record: no email or phone
+    # number starts with "_"; skipped even if a server sends it unasked.
+    return not key.startswith("_")
 
 
 __all__ = ["AsyncClient", "Client", "ClientOptions"]

@@ -93,7 +93,8 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 def error_for(status: int, body: Any, retry_after: float = 0.0) -> APIError:
     message = body.get("message") if isinstance(body, dict) else None
-    if status == 422 and isinstance(body, dict):
+    if status == 422 and isinstance(body, dict) and not message:
+        # Our server's 422 carries a message naming the fields; FastAPI's plain one does not.
         message = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}"
             for e in body.get("detail", [])
