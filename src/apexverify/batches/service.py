@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,15 @@ def upload_path(services: Services, batch_uuid: str) -> Path:
     return services.settings.uploads_dir / f"{batch_uuid}.txt"
 
 
+@dataclass(frozen=True)
+class TableSource:
+    """The original of a table upload (``sources``), stored beside the derived file."""
+
+    format: str
+    path: Path
+    options: dict[str, Any]
+
+
 def create_batch(
     services: Services,
     session: Session,
@@ -53,9 +63,14 @@ def create_batch(
     params: BatchParameters,
     file_path: Path,
     file_size: int,
+    source: TableSource | None = None,
 ) -> Batch:
     """Register an uploaded file; parsing starts at once with the upload's parameters, so a
     client polling before any PATCH sees ``parsing_content`` and then a real figure."""
+    source_locator = None
+    if source is not None:
+        source_locator = services.storage.put(source.path, source.path.name)
+        on_rollback(session, lambda: services.storage.delete(source_locator or ""))
     locator = services.storage.put(file_path, file_path.name)
     # No batch row after all: the stored file would be orphaned.
     on_rollback(session, lambda: services.storage.delete(locator))
@@ -72,6 +87,9 @@ def create_batch(
         parse_generation=1,
         file_path=locator,
         file_size=file_size,
+        source_format=source.format if source else None,
+        source_path=source_locator,
+        source_options=source.options if source else None,
         created_at=now,
         updated_at=now,
     )
@@ -232,9 +250,9 @@ def delete_batch(services: Services, session: Session, account_id: str, batch_uu
     batch = get_batch(session, account_id, batch_uuid)
     if batch.status in states.BUSY:
         raise BadRequest(f"The batch is {batch.status}; it can be deleted once that ends.")
-    locator = batch.file_path
+    locators = [batch.file_path, *([batch.source_path] if batch.source_path else [])]
     session.delete(batch)  # records go with it (ON DELETE CASCADE)
-    on_commit(session, lambda: services.storage.delete(locator))
+    on_commit(session, lambda: [services.storage.delete(locator) for locator in locators])
 
 
 @dataclass(frozen=True)

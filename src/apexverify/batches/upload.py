@@ -91,3 +91,54 @@ class UploadValidator:
             self._check_header(bytes(self._first_line))
         if not self.has_content:
             raise ParseError("The file is empty.")
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+class TableUploadValidator:
+    """The checks of a table upload (the ``column`` extension) while it streams: the size
+    limit, and for a text file (anything that does not start as a zip) UTF-8 without NUL
+    bytes. What the table holds is checked once it is on disk (``sources.convert``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.size = 0
+        self._head = bytearray()
+        self._binary: bool | None = None  # a zip (XLSX/ODS): decided by the first 4 bytes
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise PayloadTooLarge(f"The file is larger than {self._max_bytes} bytes.")
+        if self._binary is None:
+            self._head += chunk[:4]
+            if len(self._head) < 4:
+                return self._check_text(chunk)
+            head = bytes(self._head[:4])
+            if head.startswith(_UTF16_BOMS):
+                raise ParseError("The file is UTF-16 text; save it as CSV UTF-8.")
+            self._binary = head == _ZIP_MAGIC
+        if not self._binary:
+            self._check_text(chunk)
+
+    def _check_text(self, chunk: bytes) -> None:
+        if b"\x00" in chunk:
+            raise ParseError(
+                "The file contains NUL bytes: it is neither UTF-8 text nor an XLSX/ODS workbook."
+            )
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise ParseError("The file is not valid UTF-8 text; save it as CSV UTF-8.") from exc
+
+    def finish(self) -> None:
+        if self.size == 0:
+            raise ParseError("The file is empty.")
+        if not self._binary:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                raise ParseError("The file ends in the middle of a UTF-8 character.") from exc

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ...batches import exports, service, views
 from ...batches.params import BatchParameters
+from ...batches.sources import HeaderMode, TableRequest
 from ...credits import from_milli
 from ...store.models import iso
 from ...web.deps import ReadTx, Svc, WriteTx
@@ -44,6 +45,8 @@ router = APIRouter(
 _OPTIONAL_FORM_FIELDS = tuple(
     name for name in BatchParameters.model_fields if name not in ("type", "target_country")
 )
+_MAX_COLUMN = 255
+_HEADER_MODES: tuple[HeaderMode, ...] = ("auto", "true", "false")
 _LOCKED = "The batch has been launched: its parameters can no longer change."
 _UNREADABLE = "The body is not readable text."
 
@@ -72,6 +75,27 @@ def _form_field(name: str) -> dict[str, Any]:
     }
 
 
+_TABLE_FIELDS: dict[str, dict[str, Any]] = {
+    "column": {
+        "type": "string",
+        "maxLength": _MAX_COLUMN,
+        "description": "**ApexVerify extension** (not part of the hosted ApexVerify v1 API). "
+        "Non-empty: the file is a table (CSV, semicolon- or tab-separated, UTF-8 with or "
+        "without BOM; XLSX or ODS, first sheet) and this names the column of the emails or "
+        "phones: `auto` (found by its header name, such as Email, E-mail, Email Address, "
+        "Phone, Mobile, Phone Number, else by its content), a header name (case-insensitive) "
+        "or a 1-based column number. The original file is kept with its rows. Empty or "
+        "absent: one entry per line, as the hosted API. See docs/input.md.",
+    },
+    "header": {
+        "type": "string",
+        "enum": ["", *_HEADER_MODES],
+        "description": "**ApexVerify extension**, with `column` only: whether the first row "
+        "is a header row. `auto` (the default; empty means auto) detects it.",
+    },
+}
+
+
 def document_upload_form(document: dict[str, Any]) -> None:
     """Adds the optional form fields to the upload's schema in the OpenAPI ``document``: the
     upload reads them from the form by hand (below), so FastAPI does not see them."""
@@ -80,10 +104,43 @@ def document_upload_form(document: dict[str, Any]) -> None:
     schema = components.pop(body["schema"]["$ref"].rsplit("/", 1)[1])
     for name in _OPTIONAL_FORM_FIELDS:
         schema["properties"][name] = _form_field(name)
+    schema["properties"].update(_TABLE_FIELDS)
     # FastAPI's name for it, Body_upload-v-1-batch-post, says nothing to a reader.
     schema["title"] = "UploadForm"
     components["UploadForm"] = schema
     body["schema"] = {"$ref": "#/components/schemas/UploadForm"}
+
+
+def _table_request(column: object, header: object) -> TableRequest | None:
+    """The ``column`` / ``header`` extension fields; ``None`` (one entry per line, as the
+    hosted API) when ``column`` is absent or empty."""
+    errors: list[dict[str, Any]] = []
+    if column is not None and not isinstance(column, str):
+        errors.append({"type": "string_type", "loc": ("body", "column"), "msg": "not text"})
+    elif isinstance(column, str) and len(column) > _MAX_COLUMN:
+        errors.append(
+            {
+                "type": "string_too_long",
+                "loc": ("body", "column"),
+                "msg": f"String should have at most {_MAX_COLUMN} characters",
+                "input": column[:40],
+            }
+        )
+    mode = header.strip().lower() if isinstance(header, str) else header
+    if mode not in (None, "", *_HEADER_MODES):
+        errors.append(
+            {
+                "type": "enum",
+                "loc": ("body", "header"),
+                "msg": "Input should be 'auto', 'true' or 'false'",
+                "input": header if isinstance(header, str) else "(a file)",
+            }
+        )
+    if errors:
+        raise RequestValidationError(errors)
+    if not isinstance(column, str) or not column.strip():
+        return None
+    return TableRequest(column.strip(), mode if mode in _HEADER_MODES else "auto")
 
 
 @router.post(
@@ -97,7 +154,10 @@ def document_upload_form(document: dict[str, Any]) -> None:
         422,
         507,
         models={400: UploadError},
-        notes={400: "The file cannot be read (status parse_error): UTF-8 text, one per line."},
+        notes={
+            400: "The file cannot be read (status parse_error): UTF-8 text, one per line; "
+            "with the column extension, a table whose column cannot be found or read."
+        },
     ),
 )
 async def upload(
@@ -114,7 +174,13 @@ async def upload(
     description: Annotated[str | None, Form(max_length=2048)] = None,
 ) -> dict[str, Any]:
     """Step 1: upload a list. Parsing starts at once with the upload's parameters; every
-    optional parameter of PUT is also accepted as a form field (empty means not given)."""
+    optional parameter of PUT is also accepted as a form field (empty means not given).
+
+    **ApexVerify extension**: with a non-empty `column` form field the file is a CSV, TSV,
+    semicolon-separated, XLSX or ODS table (optional `header`: `auto`, `true`, `false`);
+    the values of that column are the entries, the original file is kept. Without it, the
+    upload is the hosted API's: UTF-8 text, one entry per line, a CSV refused with
+    `parse_error`."""
     form = await request.form()
     data: dict[str, Any] = {"type": type, "target_country": target_country}
     for field in _OPTIONAL_FORM_FIELDS:
@@ -123,7 +189,14 @@ async def upload(
             data[field] = value
     params = _params_or_422(data, "body")
     batch = await accept_upload(
-        services, tx, account.id, file, name=name, description=description, params=params
+        services,
+        tx,
+        account.id,
+        file,
+        name=name,
+        description=description,
+        params=params,
+        table=_table_request(form.get("column"), form.get("header")),
     )
     return {"status": "ok", "batch_uuid": batch.uuid, "created_at": iso(batch.created_at)}
 

@@ -40,6 +40,7 @@ class Converted:
     format: sniff.SourceFormat
     options: dict[str, Any] = field(default_factory=dict)
     values: int = 0  # non-blank values written
+    size: int = 0  # bytes of the derived file, once written
 
 
 def open_rows(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[list[str]]:
