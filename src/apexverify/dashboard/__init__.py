@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import account_pages, auth, batch_pages, webhook_pages
+from . import account_pages, auth, batch_pages, results_pages, webhook_pages
 from .render import HERE, error_page, owns
 
 __all__ = ["error_page", "install", "owns", "router"]
@@ -16,6 +16,7 @@ __all__ = ["error_page", "install", "owns", "router"]
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(batch_pages.router)
+router.include_router(results_pages.router)
 router.include_router(account_pages.router)
 router.include_router(webhook_pages.router)
 
