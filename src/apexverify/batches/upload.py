@@ -94,6 +94,7 @@ class UploadValidator:
 
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls (and .doc)
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -120,6 +121,10 @@ class TableUploadValidator:
             head = bytes(self._head[:4])
             if head.startswith(_UTF16_BOMS):
                 raise ParseError("The file is UTF-16 text; save it as CSV UTF-8.")
+            if head == _OLE_MAGIC:
+                raise ParseError(
+                    "The file is a legacy Excel .xls workbook; save it as .xlsx or CSV."
+                )
             self._binary = head == _ZIP_MAGIC
         if not self._binary:
             self._check_text(chunk)
