@@ -27,7 +27,7 @@ from ..web.deps import ReadTx, Svc, WriteTx
 from ..web.downloads import ExportFormat, export_response
 from ..web.uploads import BodyTooLarge, accept_upload, capped_request
 from .auth import Form, User, checked_form
-from .forms import UploadForm, defaults, read_parameters, read_upload_form
+from .forms import ACCEPT, UploadForm, defaults, read_parameters, read_upload_form
 from .render import page
 
 router = APIRouter(include_in_schema=False)
@@ -68,9 +68,14 @@ def upload_page(request: Request, user: User) -> Response:
 
 def _upload_form(request: Request, user: Any, form: UploadForm, status: int = 200) -> Response:
     max_mib = request.app.state.services.settings.max_upload_bytes / (1024 * 1024)
-    return page(
-        request, "upload.html", {"user": user, "form": form, "max_mib": max_mib}, status=status
-    )
+    context = {
+        "user": user,
+        "form": form,
+        "max_mib": max_mib,
+        "max_bytes": request.app.state.services.settings.max_upload_bytes,
+        "accept": ACCEPT,
+    }
+    return page(request, "upload.html", context, status=status)
 
 
 @router.post("/batches/new")
@@ -102,7 +107,10 @@ async def _create_batch(
     form = read_upload_form(raw)
     file = raw.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
-        form.errors["file"] = "Choose a file: UTF-8 text, one email or phone number per line."
+        form.errors["file"] = (
+            "Choose a file: a list with one email or phone number per line, a CSV or TSV, or an"
+            " XLSX/ODS spreadsheet."
+        )
     if form.errors or form.params is None or not isinstance(file, UploadFile):
         return _upload_form(request, user, form, status=400)
     try:
@@ -114,10 +122,13 @@ async def _create_batch(
             name=form.name,
             description=form.description,
             params=form.params,
+            table=form.table(file.filename),
         )
     except ApexError as exc:
         tx.rollback()
-        form.errors["file"] = exc.message
+        # A column that cannot be found is the Column field's error; the rest the file's.
+        field_name = "column" if form.values.get("column") and "column" in exc.message else "file"
+        form.errors[field_name] = exc.message
         return _upload_form(request, user, form, status=exc.status_code)
     return RedirectResponse(f"/batches/{batch.uuid}", status_code=303)
 

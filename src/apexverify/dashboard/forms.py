@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..batches.params import BatchParameters
+from ..batches.sources.convert import TableRequest
 
 BOOLEAN_FIELDS = tuple(
     name for name, info in BatchParameters.model_fields.items() if info.annotation is bool
@@ -19,6 +20,12 @@ BOOLEAN_FIELDS = tuple(
 VALUE_FIELDS = tuple(name for name in BatchParameters.model_fields if name not in BOOLEAN_FIELDS)
 NAME_MAX = 255
 DESCRIPTION_MAX = 2048
+COLUMN_MAX = 255
+HEADER_MODES = ("auto", "true", "false")
+# Files read as tables (the API's ``column`` extension, docs/input.md) when the Column field is
+# left empty: a spreadsheet or a CSV is never a one-per-line list by intent.
+TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".ods")
+ACCEPT = ".txt,.csv,.tsv,.xlsx,.ods,text/plain,text/csv,text/tab-separated-values"
 
 
 @dataclass
@@ -28,6 +35,15 @@ class UploadForm:
     values: dict[str, Any]
     errors: dict[str, str] = field(default_factory=dict)
     params: BatchParameters | None = None
+
+    def table(self, filename: str | None) -> TableRequest | None:
+        """The ``column``/``header`` request for this file: the Column field when filled in,
+        ``auto`` for a table file (by its name), else None (one value per line)."""
+        column = str(self.values.get("column") or "").strip()
+        header = str(self.values.get("header") or "auto")
+        if not column and (filename or "").lower().endswith(TABLE_SUFFIXES):
+            column = "auto"
+        return TableRequest(column, header) if column else None  # type: ignore[arg-type]
 
     @property
     def name(self) -> str:
@@ -71,6 +87,16 @@ def read_upload_form(form: Any) -> UploadForm:
     """The parameters plus the batch's name and description."""
     result = read_parameters(form)
     result.values.update(name=form.get("name") or "", description=form.get("description"))
+    column, header = form.get("column"), form.get("header")
+    result.values.update(
+        column=column.strip() if isinstance(column, str) else "",
+        header=header.strip().lower() if isinstance(header, str) and header.strip() else "auto",
+    )
+    if len(result.values["column"]) > COLUMN_MAX:
+        result.errors["column"] = f"At most {COLUMN_MAX} characters."
+    if result.values["header"] not in HEADER_MODES:
+        result.errors["header"] = "Choose auto, yes or no."
+        result.values["header"] = "auto"
     if not result.name or len(result.name) > NAME_MAX:
         result.errors["name"] = f"Give the batch a name (1 to {NAME_MAX} characters)."
     if result.description and len(result.description) > DESCRIPTION_MAX:

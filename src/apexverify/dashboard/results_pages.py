@@ -8,23 +8,25 @@ Query parameters, all optional and repeatable where a list makes sense: ``decisi
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from ..batches import results_view, service
+from ..batches import exports, results_view, service
 from ..export.decisions import DECISIONS
 from ..export.filters import FLAGS, ResultFilter
-from ..web.deps import ReadTx
+from ..web.deps import ReadTx, Svc
+from ..web.downloads import export_response
 from .auth import User
 from .render import page
 
 router = APIRouter(include_in_schema=False)
 
 Names = Annotated[list[str], Query()]
+DownloadFormat = Literal["csv", "xlsx", "json"]
 # Quick downloads: the list-cleaning choices of the issue (the CLI's --keep values).
 QUICK = (
     ("deliverable only", ("deliverable",)),
@@ -127,3 +129,31 @@ def results(
             "filtered": not wanted.empty,
         },
     )
+
+
+@router.get("/batches/{batch_uuid}/results/export", response_model=None)
+def export_filtered(
+    batch_uuid: UUID,
+    user: User,
+    services: Svc,
+    tx: ReadTx,
+    format: Annotated[DownloadFormat, Query()],
+    decision: Names = [],  # noqa: B006
+    verdict: Names = [],  # noqa: B006
+    quality: Names = [],  # noqa: B006
+    flag: Names = [],  # noqa: B006
+    q: Annotated[str | None, Query()] = None,
+) -> StreamingResponse | FileResponse:
+    """Exactly the rows the table shows for the same filter (every page of it), in the
+    export use case's formats: CSV and XLSX merged back into the uploaded table when the batch
+    came from one, JSON keyed by value."""
+    batch = exports.exportable(tx, user.account.id, str(batch_uuid))
+    wanted = results_view.parse_filter(
+        batch.record_type,
+        decisions=decision,
+        verdicts=verdict,
+        qualities=quality,
+        flags=flag,
+        search=q,
+    )
+    return export_response(services, batch, format, result_filter=None if wanted.empty else wanted)

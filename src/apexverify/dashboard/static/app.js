@@ -1,4 +1,5 @@
-// The dashboard's only script: live status polling, copy buttons, and confirmations.
+// The dashboard's only script: live status polling, copy buttons, confirmations, and the
+// upload sent with fetch() so a refused upload keeps the chosen file.
 // Pages work without it (forms post normally; the status section just does not refresh).
 "use strict";
 
@@ -41,7 +42,72 @@ function pollStatus(section) {
   setTimeout(tick, 1000);
 }
 
+// A browser cannot re-fill a file input from a server's answer, so the upload is posted with
+// fetch(): on success the server redirects to the batch page and we follow; on a refusal its
+// answer is the same form with the errors, which replaces this one, except for the file input
+// itself, moved over with the chosen file. Without script the form posts as usual and the
+// server keeps every other field.
+function uploadInPlace(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    const input = form.querySelector("input[type=file]");
+    const file = input && input.files[0];
+    const max = Number(form.dataset.maxBytes || 0);
+    if (file && max && file.size > max) {
+      showRefusal(`The file is larger than ${form.dataset.maxMib} MiB.`);
+      return;
+    }
+    if (button) { button.disabled = true; button.textContent = "Uploading…"; }
+    let response;
+    try {
+      response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
+    } catch (_err) {
+      if (button) { button.disabled = false; button.textContent = "Upload and parse"; }
+      showRefusal("The upload did not reach the server (connection closed). Check the file size and try again.");
+      return;
+    }
+    if (response.redirected) {  // 303 to the new batch's page (or to sign-in)
+      window.location.assign(response.url);
+      return;
+    }
+    const html = await response.text();
+    const fresh = new DOMParser().parseFromString(html, "text/html");
+    const freshMain = fresh.querySelector("main");
+    const freshInput = freshMain && freshMain.querySelector("input[type=file]");
+    if (!freshMain || !freshInput) { document.open(); document.write(html); document.close(); return; }
+    // Keep the live input (and its file); take the new one's error state.
+    for (const name of ["aria-describedby", "aria-invalid"]) {
+      if (freshInput.hasAttribute(name)) input.setAttribute(name, freshInput.getAttribute(name));
+      else input.removeAttribute(name);
+    }
+    freshInput.replaceWith(input);
+    const main = document.querySelector("main");
+    main.replaceChildren(...freshMain.childNodes);
+    const newForm = main.querySelector("form[data-upload]");
+    if (newForm) uploadInPlace(newForm);
+    const summary = main.querySelector("#upload-refused");
+    if (summary) summary.focus();
+  });
+}
+
+function showRefusal(message) {
+  let summary = document.querySelector("#upload-refused");
+  if (!summary) {
+    summary = document.createElement("div");
+    summary.className = "error";
+    summary.id = "upload-refused";
+    summary.setAttribute("role", "alert");
+    summary.tabIndex = -1;
+    document.querySelector("form[data-upload]").before(summary);
+  }
+  summary.replaceChildren(Object.assign(document.createElement("p"), { textContent: message }));
+  summary.focus();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const upload = document.querySelector("form[data-upload]");
+  if (upload) uploadInPlace(upload);
   const live = document.getElementById("live");
   if (live) pollStatus(live);
   for (const button of document.querySelectorAll("[data-copy]")) {
