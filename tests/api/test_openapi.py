@@ -251,11 +251,12 @@ def test_bodies_are_typed(served: dict[str, Any]) -> None:
     assert "" in upload["properties"]["use_account_cache"]["enum"]  # empty: not given
 
 
-def test_export_documents_both_content_types(served: dict[str, Any]) -> None:
+def test_export_documents_every_content_type(served: dict[str, Any]) -> None:
     content = served["paths"]["/v1/batch/{batch_uuid}/export"]["get"]["responses"]["200"]
     assert set(content["content"]) == {
         "application/json",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "text/csv",  # the format=csv extension
     }
 
 

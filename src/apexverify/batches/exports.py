@@ -1,27 +1,42 @@
-"""Export of a finished batch as JSON (streamed) or XLSX (written to a temporary file): the
-one export use case of the API and the dashboard. The rows are read in their own read
-transaction, paged over the (batch, seq) key, because a download outlives its request's
-unit of work."""
+"""Export of a finished batch as JSON (streamed), CSV (streamed) or XLSX (written to a
+temporary file): the one export use case of the API and the dashboard. The rows are read in
+their own read transaction, paged over the (batch, seq) key, because a download outlives its
+request's unit of work.
+
+Two extensions (``docs/export.md``): a :class:`ResultFilter` (the API's ``keep``, the
+dashboard's filtered table) keeps only the matching rows in every format, and ``merge`` writes
+the customer's original file (``sources``) with the result columns appended
+(``export/merged.py``). Without them, the JSON and XLSX are exactly the documented layouts and
+take the same unfiltered paths as before.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from ..errors import NotExportable, StorageFull
+from ..export.columns import KNOWN_EXTRA_COLUMNS, OVERFLOW_COLUMN, documented_columns
+from ..export.csv_export import stream_csv
+from ..export.decisions import decision
+from ..export.filters import ResultFilter
 from ..export.json_export import stream_json
-from ..export.xlsx_export import write_xlsx
+from ..export.merged import merge_rows, merged_header
+from ..export.xlsx_export import write_table, write_xlsx
 from ..storage import exports_dir
 from ..storage.tempfiles import OwnedFile, create_owned, is_disk_full, temp_name
-from ..store.models import Batch, iso
+from ..store.models import Batch
 from . import states
 from .context import Services
+from .export_summary import summary_rows
 from .repository import records
 from .service import get_batch
+from .sources import iter_source_rows, source_header
 from .views import found_content, found_cost
 
 _EXPORT_DISK_FULL = (
@@ -48,11 +63,38 @@ def statistics(batch: Batch) -> dict[str, Any]:
     }
 
 
+def _active(result_filter: ResultFilter | None) -> ResultFilter | None:
+    return None if result_filter is None or result_filter.empty else result_filter
+
+
+def _filtered(
+    record_type: str,
+    rows: Iterable[tuple[str, str | None]],
+    result_filter: ResultFilter,
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """The export rows a filter keeps, results decoded (the filter reads them)."""
+    matches = result_filter.matches
+    for value, raw in rows:
+        result = None if raw is None else orjson.loads(raw)
+        if matches(record_type, value, result):
+            yield value, result
+
+
 def json_chunks(
-    services: Services, batch: Batch, *, details: bool, include_statistics: bool
+    services: Services,
+    batch: Batch,
+    *,
+    details: bool,
+    include_statistics: bool,
+    result_filter: ResultFilter | None = None,
 ) -> Iterator[bytes]:
+    """The documented JSON export; with a filter, the same layout holding only the values
+    whose result matches (``_statistics`` still describes the whole batch)."""
+    active = _active(result_filter)
     with services.store.read() as session:
-        rows = records.iter_export_json(session, batch.pk, unique_values=True)
+        rows: Iterable[Any] = records.iter_export_json(session, batch.pk, unique_values=True)
+        if active is not None:
+            rows = _filtered(batch.record_type, rows, active)
         yield from stream_json(
             batch.record_type,
             rows,
@@ -61,7 +103,13 @@ def json_chunks(
         )
 
 
-def xlsx_file(services: Services, batch: Batch) -> OwnedFile:
+def xlsx_file(
+    services: Services,
+    batch: Batch,
+    *,
+    merge: bool = False,
+    result_filter: ResultFilter | None = None,
+) -> OwnedFile:
     """The workbook in a locked temporary file of the exports folder: written as ``.part``,
     renamed ``.xlsx`` once complete, so a partial one is always recognisable (and swept at
     start, ``storage/tempfiles.py``). The caller discards it once sent. A full disk is
@@ -71,7 +119,7 @@ def xlsx_file(services: Services, batch: Batch) -> OwnedFile:
     try:
         owned = create_owned(folder, temp_name(stem))
         try:
-            _write_workbook(services, batch, owned.path)
+            _write_workbook(services, batch, owned.path, merge, _active(result_filter))
             owned.rename(folder / temp_name(stem, ".xlsx"))
         except BaseException:
             owned.discard()
@@ -84,22 +132,96 @@ def xlsx_file(services: Services, batch: Batch) -> OwnedFile:
     return owned
 
 
-def _write_workbook(services: Services, batch: Batch, path: Path) -> None:
-    summary = _summary_rows(batch)
+def _write_workbook(
+    services: Services,
+    batch: Batch,
+    path: Path,
+    merge: bool,
+    result_filter: ResultFilter | None,
+) -> None:
     with services.store.read() as session:
-        rows = records.iter_export_rows(session, batch.pk, unique_values=False)
+        summary = summary_rows(session, batch)
+        if merge:
+            header = source_header(batch)
+            merged = _merged_rows(services, session, batch, len(header), result_filter)
+            write_table(path, merged_header(header, batch.record_type), summary, merged)
+            return
+        if result_filter is None:
+            rows: Iterable[Any] = records.iter_export_rows(session, batch.pk, unique_values=False)
+        else:
+            raw = records.iter_export_json(session, batch.pk, unique_values=False)
+            rows = _filtered(batch.record_type, raw, result_filter)
         write_xlsx(path, batch.record_type, summary, rows)
 
 
-def _summary_rows(batch: Batch) -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = [
-        ("Batch", batch.name),
-        ("Batch UUID", batch.uuid),
-        ("Type", batch.record_type),
-        ("Target country", batch.target_country),
-        ("Created at", iso(batch.created_at)),
-        ("Finished at", iso(batch.finished_at)),
+def _merged_rows(
+    services: Services,
+    session: Session,
+    batch: Batch,
+    width: int,
+    result_filter: ResultFilter | None,
+) -> Iterator[list[Any]]:
+    """The original rows joined with every record's result, both streamed in file order."""
+    return merge_rows(
+        batch.record_type,
+        width,
+        iter_source_rows(services.storage, batch),
+        records.iter_merge_results(session, batch.pk),
+        result_filter=result_filter,
+    )
+
+
+def csv_chunks(
+    services: Services,
+    batch: Batch,
+    *,
+    merge: bool = True,
+    result_filter: ResultFilter | None = None,
+) -> Iterator[bytes]:
+    """The CSV export (ours, ``docs/export.md``), streamed: by default the original file
+    with the result columns appended; ``merge=False`` one row per record as in the XLSX
+    Results sheet (identity, decision, every result field, the extras, ``extra``)."""
+    active = _active(result_filter)
+    record_type = batch.record_type
+    with services.store.read() as session:
+        if merge:
+            header = source_header(batch)
+            rows = _merged_rows(services, session, batch, len(header), active)
+            yield from stream_csv(
+                merged_header(header, record_type), rows, trusted_columns=len(header)
+            )
+            return
+        raw = records.iter_export_json(session, batch.pk, unique_values=False)
+        columns = _record_columns(record_type)
+        yield from stream_csv(
+            columns, _record_cells(record_type, columns, raw, active), trusted_columns=1
+        )
+
+
+def _record_columns(record_type: str) -> list[str]:
+    documented = documented_columns(record_type)
+    return [
+        documented[0],
+        "decision",
+        *documented[1:],
+        *KNOWN_EXTRA_COLUMNS.get(record_type, ()),
+        OVERFLOW_COLUMN,
     ]
-    rows += list(found_content(batch).items()) + list(found_cost(batch).items())
-    rows += list((batch.stats or {}).items())
-    return rows
+
+
+def _record_cells(
+    record_type: str,
+    columns: list[str],
+    rows: Iterable[tuple[str, str | None]],
+    result_filter: ResultFilter | None,
+) -> Iterator[list[Any]]:
+    keys = columns[2:-1]
+    named = frozenset(columns)
+    empty: Mapping[str, Any] = {}
+    for value, raw in rows:
+        result = None if raw is None else orjson.loads(raw)
+        if result_filter is not None and not result_filter.matches(record_type, value, result):
+            continue
+        data = result or empty
+        others = {k: v for k, v in data.items() if k not in named}
+        yield [value, decision(record_type, result), *map(data.get, keys), others or None]

@@ -230,6 +230,41 @@ def _first_pass(
     return sheets or [_Sheet(triggers=[False] * len(columns))]
 
 
+def _first_pass_cells(
+    width: int, rows: Iterable[Sequence[Any]], spool: _Spool, per_sheet: int
+) -> list[_Sheet]:
+    """:func:`_first_pass` for rows that are already cells (a merged table): each row cut or
+    padded to ``width``, converted, spooled, counted per sheet, trigger columns noted."""
+    has_trigger = _TRIGGER_IN_JSON.search
+    native = _NATIVE.issuperset
+    dumps, add = orjson.dumps, spool.add
+    sheets: list[_Sheet] = []
+    sheet = _Sheet(rows=per_sheet)
+    for row in rows:
+        if sheet.rows >= per_sheet:
+            sheet = _Sheet(triggers=[False] * width)
+            sheets.append(sheet)
+        cells: Cells = list(row[:width])
+        if len(cells) < width:
+            cells.extend([None] * (width - len(cells)))
+        if not native(map(type, cells)):
+            cells = [_cell(item) for item in cells]
+        try:
+            blob = dumps(cells)
+        except orjson.JSONEncodeError:
+            cells = _fit(cells)
+            blob = dumps(cells)
+        if len(blob) > EXCEL_MAX_STRING:
+            blob = dumps(_fit(cells))
+        if has_trigger(blob):
+            for col, item in enumerate(cells):
+                if _is_trigger(item):
+                    sheet.triggers[col] = True
+        add(blob)
+        sheet.rows += 1
+    return sheets or [_Sheet(triggers=[False] * width)]
+
+
 def _quoted_columns(sheets: Sequence[_Sheet], spool: _Spool) -> list[list[bool]] | None:
     """Per sheet and column, whether the column gets the quote-prefix format; None when no
     column format is exact: a column that holds trigger text holds something else too (read
@@ -459,6 +494,39 @@ def write_xlsx(
                 "XLSX export by XlsxWriter (slower): a column mixes text starting with "
                 "= + - @ with other values, which only a format per cell can flag exactly"
             )
+            _write_xlsxwriter(path, columns, summary, sheets, spool)
+    finally:
+        spool.close()
+    return sum(sheet.rows for sheet in sheets)
+
+
+def write_table(
+    path: Path,
+    header: Sequence[str],
+    summary: Sequence[tuple[str, object]],
+    rows: Iterable[Sequence[Any]],
+    *,
+    max_rows_per_sheet: int = EXCEL_MAX_ROWS,
+) -> int:
+    """Write a workbook whose results sheets have the given ``header`` and rows of cells (a
+    merged table, ``export/merged.py``): the same Summary, sheet split, cell conversions,
+    formula guard and writers as :func:`write_xlsx`. Header names may repeat or be blank (an
+    original file's header is written as it is). Returns the number of rows written."""
+    if max_rows_per_sheet < 2:
+        raise ValueError("a results sheet holds its header and at least one row")
+    if not header:
+        raise ValueError("a table has at least one column")
+    header = [str(name)[:EXCEL_MAX_STRING] for name in header][:EXCEL_MAX_COLUMNS]
+    # rustpy writes the header from the keys of a row dict: labels equal only to themselves
+    # keep two equal (or blank) original names two columns.
+    columns = tuple(_Label(name) for name in header)
+    spool = _Spool(path.parent)
+    try:
+        sheets = _first_pass_cells(len(columns), rows, spool, max_rows_per_sheet - 1)
+        plans = _quoted_columns(sheets, spool)
+        if plans is not None:
+            _write_rustpy(path, columns, summary, sheets, plans, spool)
+        else:
             _write_xlsxwriter(path, columns, summary, sheets, spool)
     finally:
         spool.close()

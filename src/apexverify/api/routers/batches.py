@@ -14,6 +14,7 @@ from ...batches import exports, service, views
 from ...batches.params import BatchParameters
 from ...batches.sources import HeaderMode, TableRequest
 from ...credits import from_milli
+from ...export.decisions import parse_keep
 from ...store.models import iso
 from ...web.deps import ReadTx, Svc, WriteTx
 from ...web.downloads import XLSX_TYPE, ExportFormat, export_response
@@ -337,6 +338,18 @@ def status(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
     return views.status_view(service.get_batch(tx, account.id, str(batch_uuid)))
 
 
+KEEP_DESCRIPTION = (
+    "ApexVerify extension: keep only the rows of these decisions, a comma list of "
+    "deliverable, risky, undeliverable, unknown (docs/export.md has the table from the "
+    "verdict and quality). Applies to json, xlsx and csv, merged or not."
+)
+MERGE_DESCRIPTION = (
+    "ApexVerify extension: the original uploaded file (every column and row, in order) with "
+    "the result columns appended. csv defaults to true, xlsx to false (the documented "
+    "workbook); ignored for json."
+)
+
+
 @router.get(
     "/{batch_uuid}/export",
     summary="Export results",
@@ -347,10 +360,16 @@ def status(batch_uuid: UUID, account: Auth, tx: ReadTx) -> dict[str, Any]:
         404,
         422,
         507,
-        notes={400: "The batch is not verification_done yet."},
-        description="JSON keyed by the original value (format=json) or an XLSX workbook "
-        "(format=xlsx)",
-        content={XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        notes={
+            400: "The batch is not verification_done yet.",
+            422: "A bad parameter, such as an unknown decision in keep.",
+        },
+        description="JSON keyed by the original value (format=json), an XLSX workbook "
+        "(format=xlsx) or, an ApexVerify extension, CSV (format=csv)",
+        content={
+            XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
     ),
 )
 def export(
@@ -361,11 +380,29 @@ def export(
     format: Annotated[ExportFormat, Query()],
     include_details: bool = True,
     include_statistics: bool = True,
+    keep: Annotated[str | None, Query(description=KEEP_DESCRIPTION, max_length=200)] = None,
+    merge: Annotated[bool | None, Query(description=MERGE_DESCRIPTION)] = None,
 ) -> StreamingResponse | FileResponse:
-    """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook."""
+    """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook.
+
+    ApexVerify extensions (without them the responses are the documented ones):
+    `format=csv`, `keep=deliverable,risky` (only the rows of those decisions) and
+    `merge=true|false` (the original file with the result columns appended)."""
+    try:
+        wanted = parse_keep(keep)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "keep"), "msg": str(exc), "input": keep}]
+        ) from None
     batch = exports.exportable(tx, account.id, str(batch_uuid))
     return export_response(
-        services, batch, format, details=include_details, statistics=include_statistics
+        services,
+        batch,
+        format,
+        details=include_details,
+        statistics=include_statistics,
+        keep=wanted,
+        merge=merge,
     )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as cast_sql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ...store.db import affected
 from ...store.models import Record, RecordKind
@@ -403,6 +403,51 @@ def iter_export_json(
         for _seq, value, result in rows:
             yield value, result
         after = rows[-1][0]
+
+
+def iter_merge_results(
+    session: Session, batch_pk: int, batch_size: int = 5000
+) -> Iterator[tuple[int, str, str | None]]:
+    """``(seq, value, result as stored JSON text)`` of *every* record of the batch in file
+    order, removed ones included (the merged-back file is the customer's whole file): a
+    duplicate without a result of its own (``remove_duplicate``) carries its first
+    occurrence's, looked up by the (batch_pk, seq) key. Paged like :func:`iter_export_json`."""
+    first = aliased(Record)
+    after = -1
+    stmt = (
+        select(
+            Record.seq,
+            Record.value,
+            cast_sql(func.coalesce(Record.result, first.result), Text),
+        )
+        .outerjoin(first, (first.batch_pk == Record.batch_pk) & (first.seq == Record.primary_seq))
+        .where(Record.batch_pk == batch_pk, Record.seq > bindparam("after"))
+        .order_by(Record.seq)
+        .limit(batch_size)
+    )
+    connection = session.connection()
+    while True:
+        rows = connection.execute(stmt, {"after": after}).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+def decision_inputs(session: Session, batch_pk: int) -> list[tuple[str | None, str | None, int]]:
+    """``(verdict, quality, count)`` over the rows the verdict counts cover (valid-format
+    first occurrences with a verdict): the input of the decision counts of the XLSX Summary."""
+    quality = Record.result["quality"].as_string()
+    rows = session.execute(
+        select(Record.verdict, quality, func.count())
+        .where(
+            Record.batch_pk == batch_pk,
+            Record.kind == RecordKind.VALID,
+            Record.verdict.is_not(None),
+        )
+        .group_by(Record.verdict, quality)
+    ).all()
+    return [(verdict, q, int(n)) for verdict, q, n in rows]
 
 
 def result_field_counts(session: Session, batch_pk: int, field: str) -> dict[str, int]:
