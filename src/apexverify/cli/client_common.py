@@ -95,21 +95,23 @@ def guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
             errors.print("interrupted")
             return 130
         except UsageError as exc:
-            errors.print(f"error: {exc}", markup=False, highlight=False)
+            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             return 2
         except ValueError as exc:
             # The SDK checks arguments before sending (a bad --keep, an output extension).
-            errors.print(f"error: {exc}", markup=False, highlight=False)
+            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             return 2
         except ApexVerifyError as exc:
-            errors.print(f"error: {_message(exc, args)}", markup=False, highlight=False)
+            errors.print(
+                f"error: {_message(exc, args)}", markup=False, highlight=False, soft_wrap=True
+            )
             for cls, code in EXIT_CODES.items():
                 if isinstance(exc, cls):
                     return code
             return 1
         except OSError as exc:
             # Writing an output (a full disk, a folder that does not exist).
-            errors.print(f"error: {exc}", markup=False, highlight=False)
+            errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             return 1
 
     return run

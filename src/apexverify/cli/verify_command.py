@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -200,10 +199,12 @@ def _confirm(args: argparse.Namespace, display: _Display) -> Any:
         display.stop()
         summary = _parse_summary(status)
         if summary:
-            errors.print(summary)
+            errors.print(summary, highlight=False, soft_wrap=True)
         if args.yes:
             return True
-        errors.print(escape("Launch and spend these credits? [y/N] "), end="")
+        errors.print(
+            "Launch and spend these credits? [y/N] ", end="", markup=False, highlight=False
+        )
         try:
             answer = input()
         except EOFError:
@@ -278,13 +279,14 @@ def _verify(args: argparse.Namespace) -> int:
     console.print(table_out)
     for output in result.outputs:
         kept = f" (rows kept: {args.keep})" if args.keep else ""
-        console.print(f"wrote {output}{kept}", markup=False, highlight=False)
+        console.print(f"wrote {output}{kept}", markup=False, highlight=False, soft_wrap=True)
     if not result.outputs:
         console.print(
             f"no --output: export with apexverify batches export {result.batch_uuid} "
             "--output results.xlsx",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     return 0
 
@@ -293,7 +295,9 @@ def _offer_cancel(args: argparse.Namespace, client: Client, batch_uuid: str) -> 
     """Ctrl-C while a launched batch runs: the server goes on with it unless cancelled here.
     "y" cancels (exit 0); anything else, or no answer, leaves it running (exit 130). A second
     Ctrl-C at the prompt is a plain interruption."""
-    errors.print(f"Cancel batch {batch_uuid}? [y/N] ", end="", markup=False, highlight=False)
+    errors.print(
+        f"Cancel batch {batch_uuid}? [y/N] ", end="", markup=False, highlight=False, soft_wrap=True
+    )
     try:
         answer = input()
     except EOFError:
@@ -303,6 +307,7 @@ def _offer_cancel(args: argparse.Namespace, client: Client, batch_uuid: str) -> 
             f"Left running. Resume with: apexverify verify --resume {batch_uuid}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         return 130
     print_cancellation(args, batch_uuid, client.cancel(batch_uuid))
@@ -319,4 +324,5 @@ def print_cancellation(args: argparse.Namespace, batch_uuid: str, done: Cancella
         f"apexverify batches export {batch_uuid} --output results.xlsx",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )

@@ -8,10 +8,17 @@ for code written when :meth:`Client.unit` returned a plain ``dict``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, Union
 
 R = TypeVar("R", bound="_Row")
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    # Once per class: dataclasses.fields() is slow enough to show in iter_results.
+    return frozenset(f.name for f in fields(cls)) - {"extra", "raw"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +30,7 @@ class _Row:
 
     @classmethod
     def parse(cls: type[R], data: dict[str, Any], **given: Any) -> R:
-        names = {f.name for f in fields(cls)} - cls._SKIP
+        names = _field_names(cls)
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
         build: Any = cls
