@@ -105,10 +105,13 @@ async def test_pages_are_bounded_and_walk_both_ways(
     with lab.services.store.read() as session:
         batch = get_batch(session, account_id, batch_uuid)
         every = list(records.iter_export_rows(session, batch.pk, unique_values=False))
-        first = results_view.results_page(session, account_id, batch_uuid, wanted, size=50)
+        first = results_view.results_page(
+            session, account_id, batch_uuid, wanted, size=50, counts=True
+        )
         assert first.stopped_short
         assert first.last_seq == first.first_seq + 29
         assert first.next_after == first.last_seq
+        assert first.decision_counts is not None
         assert first.decision_counts["deliverable"] == len(walked)
         assert sum(first.decision_counts.values()) == len(every)
         # Backwards from the end: the same rows, in the same order.

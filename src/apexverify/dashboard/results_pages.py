@@ -131,6 +131,12 @@ def results(
     )
 
 
+@router.get("/batches/{batch_uuid}/results/counts")
+def counts(batch_uuid: UUID, user: User, tx: ReadTx) -> dict[str, int]:
+    """Rows per decision, for the chips (fetched by the page: a scan of the whole batch)."""
+    return results_view.decision_counts(tx, user.account.id, str(batch_uuid))
+
+
 @router.get("/batches/{batch_uuid}/results/export", response_model=None)
 def export_filtered(
     batch_uuid: UUID,

@@ -105,7 +105,28 @@ function showRefusal(message) {
   summary.focus();
 }
 
+// The results table's decision chips: their counts scan the whole batch, so the page is
+// served without them and they are filled in when this answers.
+async function fillCounts(nav) {
+  try {
+    const response = await fetch(nav.dataset.countsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const counts = await response.json();
+    let all = 0;
+    for (const [name, n] of Object.entries(counts)) {
+      all += n;
+      const el = nav.querySelector(`[data-count="${name}"]`);
+      if (el) { el.textContent = n.toLocaleString("en-US"); el.parentElement.hidden = false; }
+    }
+    for (const el of nav.querySelectorAll("[data-count]")) if (!el.textContent) el.textContent = "0";
+    nav.querySelector('[data-count="all"]').textContent = all.toLocaleString("en-US");
+    nav.dataset.countsLoaded = "true";
+  } catch (_err) { /* the chips still work without their counts */ }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const chips = document.querySelector("nav[data-counts-url]");
+  if (chips) fillCounts(chips);
   const upload = document.querySelector("form[data-upload]");
   if (upload) uploadInPlace(upload);
   const live = document.getElementById("live");
