@@ -8,17 +8,20 @@ for code written when :meth:`Client.unit` returned a plain ``dict``.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar, Union
 
 R = TypeVar("R", bound="_Row")
 
 
-@functools.cache
+_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _field_names(cls: type) -> frozenset[str]:
     # Once per class: dataclasses.fields() is slow enough to show in iter_results.
-    return frozenset(f.name for f in fields(cls)) - {"extra", "raw"}
+    if cls not in _NAMES:
+        _NAMES[cls] = frozenset(f.name for f in fields(cls)) - {"extra", "raw"}
+    return _NAMES[cls]
 
 
 @dataclass(frozen=True, kw_only=True)
