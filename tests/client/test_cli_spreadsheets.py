@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 import openpyxl
@@ -73,19 +72,20 @@ def test_output_csv_writes_csv_and_keep_filters(
     source = tmp_path / "contacts.txt"
     source.write_text("\n".join(ADDRESSES) + "\n")
     everything, kept = tmp_path / "all.csv", tmp_path / "good.csv"
-    done = run(live_server, api_key, "verify", str(source), "--output", str(everything), *FAST)
+    done = run(
+        live_server, api_key, "verify", str(source), "--output", str(everything), "--json", *FAST
+    )
     assert done.returncode == 0, done.stderr
+    batch_uuid = json.loads(done.stdout)["batch_uuid"]
     rows = list(csv.DictReader(io.StringIO(everything.read_text(encoding="utf-8-sig"))))
     assert len(rows) == len(ADDRESSES)
     assert "decision" in rows[0]
-    batch_uuid = re.search(r"Batch ([0-9a-f-]{36})", done.stdout)
-    assert batch_uuid is not None
     exported = run(
         live_server,
         api_key,
         "batches",
         "export",
-        batch_uuid.group(1),
+        batch_uuid,
         "--output",
         str(kept),
         "--keep",
