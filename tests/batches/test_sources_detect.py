@@ -63,6 +63,8 @@ def test_names_are_case_insensitive_and_trimmed() -> None:
         ("3", "auto", "Column 3 is out of range: the file has 2 columns"),
         ("0", "auto", "out of range"),
         ("Name", "false", "header=false"),
+        ("¹", "auto", "No column named '¹'"),  # a digit to str.isdigit, not to int()
+        ("٣", "auto", "No column named '٣'"),
     ],
 )
 def test_refusals_name_the_columns(column: str, header: str, message: str) -> None:

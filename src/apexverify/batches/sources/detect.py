@@ -98,7 +98,7 @@ def choose(rows: list[list[str]], column: str, header: HeaderMode, record_type: 
         raise ParseError("The file has no rows.")
     spec = column.strip()
     width = max(len(row) for row in rows)
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():  # "¹".isdigit() too, and int() refuses it
         index = int(spec) - 1
         if not 0 <= index < width:
             raise ParseError(
