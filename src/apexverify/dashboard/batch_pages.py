@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
 from ..accounts import service as accounts
-from ..batches import exports, service, states, views
+from ..batches import exports, results_view, service, states, views
 from ..batches.context import Services
-from ..batches.repository.records import result_field_counts
 from ..errors import ApexError, StorageFull
 from ..storage.tempfiles import is_disk_full
 from ..store.models import Batch
@@ -140,7 +139,7 @@ def _balance(session: Session, account_id: str, record_type: str) -> float:
 def _breakdown(session: Session, batch: Batch) -> dict[str, int]:
     if batch.status != states.DONE:
         return {}
-    return result_field_counts(session, batch.pk, BREAKDOWN_FIELD[batch.record_type])
+    return results_view.field_counts(session, batch, BREAKDOWN_FIELD[batch.record_type])
 
 
 def _batch_context(session: Session, user: Any, batch: Batch) -> dict[str, Any]:
