@@ -43,11 +43,14 @@ class Converted:
     size: int = 0  # bytes of the derived file, once written
 
 
-def open_rows(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[list[str]]:
-    """Every raw row of a stored original (header included), as ``options`` say to read it."""
+def open_rows(
+    path: Path, fmt: str, options: dict[str, Any], sheet: list[str] | None = None
+) -> Iterator[list[str]]:
+    """Every raw row of a stored original (header included), as ``options`` say to read it
+    (a workbook's sheet name is appended to ``sheet``)."""
     if fmt == "csv":
         return read.csv_rows(path, options["delimiter"], options.get("skip_lines", 0))
-    return read.workbook_rows(path)
+    return read.workbook_rows(path, sheet)
 
 
 def convert(
@@ -64,9 +67,8 @@ def convert(
         options["delimiter"] = declared or sniff.sniff_delimiter(sample)
         options["skip_lines"] = 1 if declared else 0
         options["encoding"] = "utf-8"
-    else:
-        options["sheet"] = read.first_sheet_name(original)
-    rows = open_rows(original, fmt, options)
+    sheet: list[str] = []
+    rows = open_rows(original, fmt, options, sheet)
     head = list(itertools.islice(rows, SAMPLE_ROWS))
     choice = detect.choose(head, request.column, request.header, record_type)
     header = [
@@ -98,6 +100,8 @@ def convert(
         raise ParseError("The file has a header row but no data rows.")
     if converted.values == 0:
         raise ParseError(f"Column {column_name!r} has no values.")
+    if fmt != "csv":
+        options["sheet"] = sheet[0] if sheet else None
     options.update(
         has_header=choice.has_header,
         header=header,

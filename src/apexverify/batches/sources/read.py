@@ -5,20 +5,23 @@ Limits against hostile files: a CSV field over the csv module's 128 KiB limit an
 whose entries inflate past :data:`MAX_INFLATED_BYTES` or more than :data:`MAX_RATIO` times
 their compressed size (a zip bomb) are a :class:`ParseError` before anything is kept.
 python-calamine holds the first sheet in memory while it is read (about 100 MB for 200,000
-rows of five cells, docs/benchmarks.md), which is why inflated size is capped.
+rows of five cells, docs/benchmarks.md), so it runs in a child process under a memory limit
+(``workbook_process.py``).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import subprocess
+import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ...errors import ParseError
-from .cells import cell_text
 
 log = logging.getLogger(__name__)
 
@@ -66,37 +69,44 @@ def check_archive(path: Path) -> None:
             )
 
 
-def workbook_rows(path: Path) -> Iterator[list[str]]:
-    """The rows of the first sheet as cell texts (``123`` for a whole number)."""
+def workbook_rows(path: Path, sheet: list[str] | None = None) -> Iterator[list[str]]:
+    """The rows of the first sheet as cell texts (``123`` for a whole number), read by a
+    child process (``workbook_process``) and streamed from its output; the sheet's name is
+    appended to ``sheet`` when given."""
     check_archive(path)
-    import python_calamine  # imported here: only table uploads need it
-
-    try:
-        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # calamine's errors have no common base (Calamine, Zip, Xml...)
-        raise _unreadable(exc) from None
-    with workbook:
-        if not workbook.sheet_names:
-            raise ParseError("The workbook has no sheet.")
+    command = [sys.executable, "-m", f"{__package__}.workbook_process", str(path)]
+    # stderr to a file: a pipe the parent does not drain could fill and block the child.
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        assert child.stdout is not None
         try:
-            sheet = workbook.get_sheet_by_index(0)
-            rows: Iterator[list[Any]] = sheet.iter_rows()
-        except Exception as exc:
-            raise _unreadable(exc) from None
-        for row in rows:
-            yield [cell_text(value) for value in row]
+            reader = csv.reader(io.TextIOWrapper(child.stdout, encoding="utf-8", newline=""))
+            name = next(reader, None)
+            if name is not None:
+                if sheet is not None:
+                    sheet.append(name[0] if name else "")
+                yield from reader
+            code = child.wait()
+        finally:
+            if child.poll() is None:  # the reader stopped early (or failed): end the child
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        errors.seek(0)
+        error = errors.read(64 * 1024).decode("utf-8", "replace").strip()
+    if code != 0:
+        raise _unreadable(code, error)
 
 
-def first_sheet_name(path: Path) -> str | None:
-    import python_calamine
-
-    try:
-        with python_calamine.CalamineWorkbook.from_path(str(path)) as workbook:
-            return workbook.sheet_names[0] if workbook.sheet_names else None
-    except Exception:
-        return None
-
-
-def _unreadable(exc: Exception) -> ParseError:
-    log.info("unreadable workbook: %s: %s", type(exc).__name__, exc)
-    return ParseError(f"The workbook cannot be read ({type(exc).__name__}: {str(exc)[:200]}).")
+def _unreadable(code: int, error: str) -> ParseError:
+    log.info("unreadable workbook: exit %s: %s", code, error[-500:])
+    if code < 0 or "memory allocation" in error or "MemoryError" in error:
+        # Killed by a signal: calamine aborts when its grid of the sheet cannot be allocated.
+        return ParseError(
+            "The workbook cannot be read: its sheet is too large to read "
+            "(its cells span too many rows and columns)."
+        )
+    last = error.splitlines()[-1] if error else f"exit status {code}"
+    return ParseError(f"The workbook cannot be read ({last[:200]}).")
