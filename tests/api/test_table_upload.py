@@ -194,6 +194,18 @@ def test_hostile_tables_are_refused_cleanly(api: Api, live_server: LiveServer) -
     assert "empty" in _refused(api, live_server, b"", column="auto", filename="a.xlsx")
 
 
+def test_a_workbook_too_wide_to_read_is_refused_and_the_server_lives(
+    api: Api, live_server: LiveServer, tmp_path: Path
+) -> None:
+    far = table_files.far_cells_xlsx(tmp_path)
+    message = _refused(api, live_server, far, column="auto", filename="far.xlsx")
+    assert "too large to read" in message
+    assert live_server.process is not None
+    assert live_server.process.poll() is None
+    table = table_files.xlsx(tmp_path)
+    assert _upload(api, table, column="auto").status_code == 200
+
+
 def test_a_bad_header_value_is_a_422(api: Api) -> None:
     response = _upload(api, table_files.hubspot_csv(), column="auto", header="maybe")
     assert response.status_code == 422, response.text

@@ -244,3 +244,16 @@ def zip_bomb() -> bytes:
         archive.writestr("xl/workbook.xml", "<workbook/>")
         archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (20 * 1024 * 1024))
     return out.getvalue()
+
+
+def far_cells_xlsx(tmp: Path) -> bytes:
+    """A 5 KB XLSX with a cell in A1 and one in XFD1048576: a reader that builds the dense
+    grid asks for 512 GB (python-calamine aborts its process on it)."""
+    path = tmp / "far.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet()
+    sheet.write(0, 0, "Email")
+    sheet.write(1, 0, "a@example.com")
+    sheet.write(1048575, 16383, "x")
+    workbook.close()
+    return path.read_bytes()

@@ -34,8 +34,10 @@ def detect_format(path: Path, filename: str | None) -> SourceFormat:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            if "mimetype" in names and archive.read("mimetype").strip() == _ODS_MIMETYPE:
-                return "ods"
+            if "mimetype" in names:
+                with archive.open("mimetype") as entry:  # at most its first bytes: a bomb?
+                    if entry.read(len(_ODS_MIMETYPE) + 8).strip() == _ODS_MIMETYPE:
+                        return "ods"
             if "xl/workbook.xml" in names:
                 return "xlsx"
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
