@@ -110,13 +110,16 @@ def _stats(batch: Batch) -> list[Pair]:
 
 def _charts(session: Session, batch: Batch) -> list[Pair]:
     """Counts by decision and by quality (email) or line type (phone), over the rows the
-    stats count (valid-format first occurrences with a verdict)."""
-    by_decision = dict.fromkeys(DECISIONS, 0)
-    for verdict, quality, count in records.decision_inputs(session, batch.pk):
-        outcome = decision(batch.record_type, {verdict or "unknown": True, "quality": quality})
-        by_decision[outcome or "unknown"] += count
+    stats count (valid-format first occurrences with a verdict), from one grouped scan."""
     field, title = BREAKDOWN[batch.record_type]
-    breakdown = records.result_field_counts(session, batch.pk, field)
+    by_decision = dict.fromkeys(DECISIONS, 0)
+    breakdown: dict[str, int] = {}
+    for verdict, value, count in records.verdict_field_counts(session, batch.pk, field):
+        # a phone's decision reads only the verdict; an email's the verdict and quality
+        result = {verdict or "unknown": True, field: value}
+        by_decision[decision(batch.record_type, result) or "unknown"] += count
+        name = value or "none"
+        breakdown[name] = breakdown.get(name, 0) + count
     return [
         *_section("By decision"),
         *((DECISION_LABELS[name], by_decision[name]) for name in DECISIONS),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,19 +140,31 @@ def _write_workbook(
     merge: bool,
     result_filter: ResultFilter | None,
 ) -> None:
+    # The Summary's chart figures are a grouped scan of the batch's results (about as long
+    # as a quarter of the rows' first pass): run in its own read transaction on another
+    # thread while the rows are spooled (the database driver releases the GIL), and taken
+    # when the workbook is written, so the unfiltered export is not slower for them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-summary") as pool:
+        summary = pool.submit(_summary, services, batch).result
+        with services.store.read() as session:
+            if merge:
+                header = source_header(batch)
+                merged = _merged_rows(services, session, batch, len(header), result_filter)
+                write_table(path, merged_header(header, batch.record_type), summary, merged)
+                return
+            if result_filter is None:
+                rows: Iterable[Any] = records.iter_export_rows(
+                    session, batch.pk, unique_values=False
+                )
+            else:
+                raw = records.iter_export_json(session, batch.pk, unique_values=False)
+                rows = _filtered(batch.record_type, raw, result_filter)
+            write_xlsx(path, batch.record_type, summary, rows)
+
+
+def _summary(services: Services, batch: Batch) -> list[tuple[str, Any]]:
     with services.store.read() as session:
-        summary = summary_rows(session, batch)
-        if merge:
-            header = source_header(batch)
-            merged = _merged_rows(services, session, batch, len(header), result_filter)
-            write_table(path, merged_header(header, batch.record_type), summary, merged)
-            return
-        if result_filter is None:
-            rows: Iterable[Any] = records.iter_export_rows(session, batch.pk, unique_values=False)
-        else:
-            raw = records.iter_export_json(session, batch.pk, unique_values=False)
-            rows = _filtered(batch.record_type, raw, result_filter)
-        write_xlsx(path, batch.record_type, summary, rows)
+        return summary_rows(session, batch)
 
 
 def _merged_rows(

@@ -57,7 +57,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from pathlib import Path
@@ -459,10 +459,17 @@ def _write_xlsxwriter(
     workbook.close()
 
 
+Summary = Sequence[tuple[str, object]]
+
+
+def _resolved(summary: Summary | Callable[[], Summary]) -> Summary:
+    return summary() if callable(summary) else summary
+
+
 def write_xlsx(
     path: Path,
     record_type: str,
-    summary: Sequence[tuple[str, object]],
+    summary: Summary | Callable[[], Summary],
     rows: Iterable[Row],
     *,
     extra_columns: Sequence[str] | None = None,
@@ -475,7 +482,8 @@ def write_xlsx(
     are ignored); ``None`` means the engines' known extras plus the keys of the first
     :data:`LOOKAHEAD_ROWS` rows. Keys without a column land in the final ``extra`` column.
     ``max_rows_per_sheet`` counts the header row (Excel's limit by default). The spool of the
-    first pass is an unnamed temporary file in ``path``'s folder.
+    first pass is an unnamed temporary file in ``path``'s folder. ``summary`` may be a
+    callable: it is called once the rows are spooled (its figures can be computed meanwhile).
     """
     if max_rows_per_sheet < 2:
         raise ValueError("a results sheet holds its header and at least one row")
@@ -487,6 +495,7 @@ def write_xlsx(
         sheets = _first_pass(columns, chain(head, iterator), spool, max_rows_per_sheet - 1)
         del head
         plans = _quoted_columns(sheets, spool)
+        summary = _resolved(summary)
         if plans is not None:
             _write_rustpy(path, columns, summary, sheets, plans, spool)
         else:
@@ -503,7 +512,7 @@ def write_xlsx(
 def write_table(
     path: Path,
     header: Sequence[str],
-    summary: Sequence[tuple[str, object]],
+    summary: Summary | Callable[[], Summary],
     rows: Iterable[Sequence[Any]],
     *,
     max_rows_per_sheet: int = EXCEL_MAX_ROWS,
@@ -524,6 +533,7 @@ def write_table(
     try:
         sheets = _first_pass_cells(len(columns), rows, spool, max_rows_per_sheet - 1)
         plans = _quoted_columns(sheets, spool)
+        summary = _resolved(summary)
         if plans is not None:
             _write_rustpy(path, columns, summary, sheets, plans, spool)
         else:

@@ -97,7 +97,7 @@ def export_response(
     response is the documented one, under its usual file name."""
     if keep:
         result_filter = _with_keep(result_filter, keep)
-    merged = merge if merge is not None else format == "csv"
+    merged = format != "json" and (merge if merge is not None else format == "csv")
     extended = format == "csv" or bool(keep) or merged or result_filter is not None
     filename = (
         download_name(batch, format, keep) if extended else f"apexverify-{batch.uuid}.{format}"

@@ -434,20 +434,24 @@ def iter_merge_results(
         after = rows[-1][0]
 
 
-def decision_inputs(session: Session, batch_pk: int) -> list[tuple[str | None, str | None, int]]:
-    """``(verdict, quality, count)`` over the rows the verdict counts cover (valid-format
-    first occurrences with a verdict): the input of the decision counts of the XLSX Summary."""
-    quality = Record.result["quality"].as_string()
+def verdict_field_counts(
+    session: Session, batch_pk: int, field: str
+) -> list[tuple[str | None, str | None, int]]:
+    """``(verdict, value of one result field, count)`` over the rows the verdict counts
+    cover (valid-format first occurrences with a verdict): with ``quality`` (emails) or
+    ``type`` (phones), one scan gives both the decision counts and the breakdown chart of
+    the XLSX Summary (the JSON field read once per row: the cost of the scan)."""
+    value = Record.result[field].as_string()
     rows = session.execute(
-        select(Record.verdict, quality, func.count())
+        select(Record.verdict, value, func.count())
         .where(
             Record.batch_pk == batch_pk,
             Record.kind == RecordKind.VALID,
             Record.verdict.is_not(None),
         )
-        .group_by(Record.verdict, quality)
+        .group_by(Record.verdict, value)
     ).all()
-    return [(verdict, q, int(n)) for verdict, q, n in rows]
+    return [(verdict, v, int(n)) for verdict, v, n in rows]
 
 
 def result_field_counts(session: Session, batch_pk: int, field: str) -> dict[str, int]:
