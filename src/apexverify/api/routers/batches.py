@@ -166,7 +166,13 @@ async def upload(
     account: Auth,
     services: Svc,
     tx: WriteTx,
-    file: Annotated[UploadFile, File(description="UTF-8 text, one entry per line")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="UTF-8 text, one entry per line; with the `column` extension field, "
+            "a CSV, TSV, semicolon-separated, XLSX or ODS table"
+        ),
+    ],
     name: Annotated[str, Form(min_length=1, max_length=255)],
     type: Annotated[Literal["email", "phone"], Form()],
     target_country: Annotated[
