@@ -6,16 +6,27 @@ directions cover every match once, in file order, also when the scan cap cuts pa
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from apexverify.batches import results_view
+from apexverify.app import create_app
+from apexverify.batches import results_view, tasks
 from apexverify.batches.repository import records
 from apexverify.batches.service import get_batch
+from apexverify.composition import build_services, prepare_database
 from apexverify.errors import BadRequest
 from apexverify.export.filters import ResultFilter
-from tests.support.fast import Lab
+from apexverify.settings import Settings
+from tests.support.fakes import FakeEngines, RecordingQueue
+from tests.support.fast import FAST_RETRY, Lab
+
+PG_ADMIN_URL = os.environ.get("APEXVERIFY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Sandbox local parts (docs/sandbox.md): every verdict, quality and email flag appears.
 KINDS = ("valid", "invalid", "unknown", "catchall", "disposable", "role", "error")
@@ -75,6 +86,61 @@ def _every_page(
             if page.next_after is None:
                 return seen
             after = page.next_after
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the module (skips when none is reachable)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    name = f"apexverify_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pg_lab(pg_url: str, tmp_path: Path) -> AsyncIterator[Lab]:
+    """The fast tier's lab on PostgreSQL: the same app and services, the other dialect."""
+    config = Settings(database_url=pg_url, data_dir=tmp_path / "var", parse_workers=1)
+    queue, engines = RecordingQueue(), FakeEngines()
+    services = build_services(config, engines=engines, queue=queue, retry=FAST_RETRY)
+    prepare_database(services)
+    tasks.register(services)
+    transport = httpx.ASGITransport(app=create_app(services=services), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://apexverify.test") as client:
+        yield Lab(services, queue, engines, client)
+    services.store.dispose()
+
+
+def _agree(lab: Lab, account_id: str, batch_uuid: str, wanted: ResultFilter) -> None:
+    with lab.services.store.read() as session:
+        batch = get_batch(session, account_id, batch_uuid)
+        every = list(records.iter_export_rows(session, batch.pk, unique_values=False))
+    expected = [value for value, result in every if wanted.matches("email", value, result)]
+    got = [value for _seq, value in _every_page(lab, account_id, batch_uuid, wanted, 50)]
+    assert got == expected, wanted
+
+
+async def test_postgresql_filter_keeps_what_matches_keeps(pg_lab: Lab) -> None:
+    """The same agreement on PostgreSQL (``->>``, ``ILIKE``): every filter on one batch."""
+    account_id, batch_uuid, _ = await _done_batch(
+        pg_lab, remove_duplicate="false", remove_wrong_email_format="false"
+    )
+    for wanted in FILTERS:
+        _agree(pg_lab, account_id, batch_uuid, wanted)
+    with pg_lab.services.store.read() as session:
+        counts = results_view.decision_counts(session, account_id, batch_uuid)
+    assert sum(counts.values()) == len(_lines())
+    with pg_lab.services.store.read() as session:
+        batch = get_batch(session, account_id, batch_uuid)
+        quality = results_view.field_counts(session, batch, "quality")  # the batch page's chart
+    assert set(quality) <= {"good", "risky", "bad", "unknown"}
 
 
 @pytest.mark.parametrize("wanted", FILTERS, ids=repr)

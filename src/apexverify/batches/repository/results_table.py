@@ -190,10 +190,13 @@ def seq_bounds(session: Session, batch_pk: int) -> tuple[int, int]:
 
 def decision_counts(session: Session, batch_pk: int, record_type: str) -> dict[str, int]:
     """Rows in the results per decision (``none``: not verified yet), one grouped scan."""
+    # Grouped by the label: the JSON path written twice would bind its key twice, and
+    # PostgreSQL cannot tell that the two expressions are the same.
+    quality = _quality().label("quality")
     rows = session.execute(
-        select(Record.verdict, _quality(), func.count())
+        select(Record.verdict, quality, func.count())
         .where(Record.batch_pk == batch_pk, Record.included)
-        .group_by(Record.verdict, _quality())
+        .group_by(Record.verdict, quality)
     ).all()
     counts: dict[str, int] = {}
     for verdict, quality, count in rows:
