@@ -192,11 +192,11 @@ def decision_counts(session: Session, batch_pk: int, record_type: str) -> dict[s
     """Rows in the results per decision (``none``: not verified yet), one grouped scan."""
     # Grouped by the label: the JSON path written twice would bind its key twice, and
     # PostgreSQL cannot tell that the two expressions are the same.
-    quality = _quality().label("quality")
+    quality_path = _quality().label("quality")
     rows = session.execute(
-        select(Record.verdict, quality, func.count())
+        select(Record.verdict, quality_path, func.count())
         .where(Record.batch_pk == batch_pk, Record.included)
-        .group_by(Record.verdict, quality)
+        .group_by(Record.verdict, quality_path)
     ).all()
     counts: dict[str, int] = {}
     for verdict, quality, count in rows:
