@@ -130,7 +130,9 @@ def test_ctrl_c_mid_verification_then_resume(make_server, tmp_path: Path) -> Non
     server = make_server(APEXVERIFY_SANDBOX_LATENCY_MS="1000", APEXVERIFY_VERIFY_CHUNK_SIZE="20")
     key, _ = server.create_account()
     source = tmp_path / "c.txt"
-    source.write_text("\n".join(f"user{i}@example.com" for i in range(200)))
+    # 50 chunks of 20 at 1 s, 4 at a time (~13 s): still running when `batches list` (a
+    # whole CLI start on a busy machine) looks, as in test_cancel.py.
+    source.write_text("\n".join(f"user{i}@example.com" for i in range(1000)))
     env = {**server.env, "APEXVERIFY_URL": server.base_url, "APEXVERIFY_API_KEY": key}
     child = pexpect.spawn(
         BIN,
@@ -164,4 +166,4 @@ def test_ctrl_c_mid_verification_then_resume(make_server, tmp_path: Path) -> Non
         str(out),
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert len(json.loads(out.read_text())) == 201  # 200 records + _statistics
+    assert len(json.loads(out.read_text())) == 1001  # 1000 records + _statistics
