@@ -361,3 +361,18 @@ async def test_xlsx_holds_every_json_field_extras_included(
                 assert cell == expected, (value, field)
     if record_type == "phone":
         assert "sandbox" in header  # an engine's extra has its own column
+
+
+async def test_a_headerless_semicolon_file_merges_under_column_names(
+    lab: Lab, tmp_path: Path
+) -> None:
+    rows = [["Zoë", "valid+1@example.com", "1"], ["", "", ""], ["Al", "invalid+2@example.com", "2"]]
+    content = "\r\n".join(";".join(row) for row in rows).encode() + b"\r\n"
+    key, batch_uuid = await _finished(lab, "list.csv", content, column="2", header="false")
+    path = f"/v1/batch/{batch_uuid}/export"
+    table = _read_csv((await lab.get(key, path, format="csv")).content)
+    assert table[0] == ["Column 1", "Column 2", "Column 3", *result_keys("email")]
+    assert [row[:3] for row in table[1:]] == rows
+    assert [row[3] for row in table[1:]] == ["deliverable", "", "undeliverable"]
+    sheet = _read_xlsx((await lab.get(key, path, format="xlsx", merge="true")).content, tmp_path)
+    assert [[_text(c) for c in row[:3]] for row in sheet[1:]] == rows
