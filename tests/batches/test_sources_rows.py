@@ -87,3 +87,10 @@ def test_a_workbook_number_column(tmp_path: Path) -> None:
 def test_a_csv_field_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="cannot be read as CSV"):
         _batch(tmp_path, b'Email,Note\na@example.com,"' + b"x" * 200_000 + b'"\n')
+
+
+def test_too_many_columns_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match="Row 1 of the file has more than 1000 columns"):
+        _batch(tmp_path, b"Email" + b",x" * 5000 + b"\na@example.com\n")
+    with pytest.raises(ParseError, match="Data row 201 has more than 1000 columns"):
+        _batch(tmp_path, b"Email\n" + b"a@example.com\n" * 200 + b"b@example.com" + b",x" * 5000)

@@ -70,6 +70,9 @@ def convert(
     sheet: list[str] = []
     rows = open_rows(original, fmt, options, sheet)
     head = list(itertools.islice(rows, SAMPLE_ROWS))
+    for number, row in enumerate(head, start=1):
+        if len(row) > MAX_COLUMNS:
+            raise ParseError(f"Row {number} of the file has more than {MAX_COLUMNS} columns.")
     choice = detect.choose(head, request.column, request.header, record_type)
     header = [
         clean_value(name)[:MAX_HEADER_NAME] for name in (head[0] if choice.has_header else [])
@@ -86,7 +89,7 @@ def convert(
             if len(row) > width:
                 width = len(row)
                 if width > MAX_COLUMNS:
-                    raise ParseError(f"Row {count} has more than {MAX_COLUMNS} columns.")
+                    raise ParseError(f"Data row {count} has more than {MAX_COLUMNS} columns.")
             value = clean_value(row[choice.index]) if choice.index < len(row) else ""
             if value:
                 if len(value) > MAX_LINE_BYTES // 4 and len(value.encode()) > MAX_LINE_BYTES:
