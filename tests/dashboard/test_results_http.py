@@ -4,13 +4,18 @@ parse count) and "accepted rows" for the parse figures."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import openpyxl
 import pytest
 
+from apexverify.export.json_export import STATISTICS_KEY
 from tests.support.dashboard import signed_in
 from tests.support.server import LiveServer
 
@@ -159,3 +164,29 @@ def test_valid_means_verified_everywhere(done: tuple[httpx.Client, str]) -> None
     page = client.get(f"/batches/{batch_uuid}").text
     assert "Accepted rows" in page
     assert not re.search(r"Valid (email|phone)s", page)
+
+
+def test_filtered_downloads_hold_exactly_the_matching_rows(
+    done: tuple[httpx.Client, str], tmp_path: Path
+) -> None:
+    client, batch_uuid = done
+    export = f"/batches/{batch_uuid}/results/export"
+    query = [("decision", "risky"), ("q", "GMAIL")]
+    expected = LINES[80:85]
+    as_json = client.get(export, params=[*query, ("format", "json")])
+    assert as_json.status_code == 200
+    # Keyed by value, in file order; the statistics object (its own key) last.
+    keys = [key for key in as_json.json() if key != STATISTICS_KEY]
+    assert keys == expected
+    as_xlsx = client.get(export, params=[*query, ("format", "xlsx")])
+    assert as_xlsx.status_code == 200
+    path = tmp_path / "f.xlsx"
+    path.write_bytes(as_xlsx.content)
+    sheet = openpyxl.load_workbook(path, read_only=True).worksheets[-1]
+    values = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert values == expected
+    as_csv = client.get(export, params=[*query, ("format", "csv")])
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert [row[0] for row in rows[1:]] == expected
+    refused = client.get(export, params=[("format", "pdf")])
+    assert refused.status_code in (400, 404)
