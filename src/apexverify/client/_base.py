@@ -21,9 +21,9 @@ import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Generic, TypedDict, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import httpx
 
@@ -53,16 +53,6 @@ TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".tab", ".xlsx", ".xlsm", ".xls", ".
 T = TypeVar("T")
 
 
-class ClientOptions(TypedDict, total=False):
-    """The keyword options both clients accept (see :class:`_Base` for the defaults)."""
-
-    timeout: float
-    max_retries: int
-    max_rate_limit_wait: float
-    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
-    http_client: httpx.Client | httpx.AsyncClient | None
-
-
 @dataclass(frozen=True)
 class _Call(Generic[T]):
     """One request and the parser of its response, so both clients know each endpoint's
@@ -80,16 +70,6 @@ class Attempts:
 
     retries: int = 0
     waited: float = 0.0
-
-
-@dataclass
-class _Settings:
-    api_key: str
-    base_url: str
-    timeout: float
-    max_retries: int
-    max_rate_limit_wait: float
-    extra_headers: dict[str, str] = field(default_factory=dict)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -12,7 +12,7 @@ from typing import IO, Any, TypeVar, Unpack
 
 import httpx
 
-from ._base import Attempts, ClientOptions, FileSink, _Base, _Call, export_format
+from ._base import Attempts, FileSink, _Base, _Call, export_format
 from ._jsonstream import ObjectStream
 from ._models import BatchPage, BatchStatus, Cancellation, Credits, Upload
 from ._params import BatchParams, TargetingParams
@@ -486,4 +486,4 @@ def _is_record(key: str) -> bool:
     return not key.startswith("_")
 
 
-__all__ = ["AsyncClient", "Client", "ClientOptions"]
+__all__ = ["AsyncClient", "Client"]
