@@ -2,6 +2,8 @@
 
 ApexVerifyError
 ├── TransportError          (connection failed after retries)
+├── BatchFailed             (the batch ended in internal_error)
+├── JSONStreamError         (an export body that is not one JSON object; also a ValueError)
 └── APIError                (the server answered an error; .status_code, .body)
     ├── BadRequest          400
     │   └── ParseError      400 with "status": "parse_error"

@@ -13,13 +13,15 @@ import codecs
 import json
 from typing import Any
 
+from ._errors import ApexVerifyError
+
 _WHITESPACE = " \t\r\n"
 _DECODER = json.JSONDecoder()
 # Consumed text is dropped once this much of the buffer has been read (keeps slicing rare).
 _COMPACT_AT = 1 << 16
 
 
-class JSONStreamError(ValueError):
+class JSONStreamError(ApexVerifyError, ValueError):
     """The body is not one JSON object."""
 
 
