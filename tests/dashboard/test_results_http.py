@@ -190,3 +190,33 @@ def test_filtered_downloads_hold_exactly_the_matching_rows(
     assert [row[0] for row in rows[1:]] == expected
     refused = client.get(export, params=[("format", "pdf")])
     assert refused.status_code in (400, 404)
+
+
+def test_a_phone_batch_shows_line_types_and_the_ported_flag(dash_server: LiveServer) -> None:
+    key, _ = dash_server.create_account(sandbox=True)
+    # Sandbox phones: the last digit decides (0 live, 1 live and ported, 2 dead, 4 landline).
+    numbers = ["+14155550100", "+14155550101", "+14155550102", "+14155550104"]
+    answer = api(
+        dash_server,
+        key,
+        "POST",
+        "/v1/batch",
+        data={"name": "phones", "type": "phone", "target_country": "US"},
+        files={"file": ("p.txt", ("\n".join(numbers) + "\n").encode(), "text/plain")},
+    )
+    batch_uuid = answer.json()["batch_uuid"]
+    _wait(dash_server, key, batch_uuid, "ready_for_verification")
+    assert api(dash_server, key, "POST", f"/v1/batch/{batch_uuid}").is_success
+    _wait(dash_server, key, batch_uuid, "verification_done")
+    client = signed_in(dash_server, key)
+    base = f"/batches/{batch_uuid}/results"
+    page = client.get(base)
+    assert page.status_code == 200
+    assert "Line type" in page.text
+    assert 'id="quality_good"' not in page.text  # phones have no quality filter
+    assert _values(client.get(base, params={"flag": "is_ported"}).text) == ["+14155550101"]
+    dead = client.get(base, params={"decision": "undeliverable"})
+    assert _values(dead.text) == ["+14155550102"]
+    assert client.get(base, params={"quality": "good"}).status_code == 400
+    assert client.get(f"{base}/counts").json() == {"deliverable": 3, "undeliverable": 1}
+    client.close()
