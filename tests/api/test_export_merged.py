@@ -248,6 +248,15 @@ async def test_a_bad_keep_is_a_422_with_a_message(hubspot: tuple[Lab, str, str],
     assert "deliverable, risky, undeliverable, unknown" in body["message"]
 
 
+async def test_keep_is_strict_lower_case_without_spaces(hubspot: tuple[Lab, str, str]) -> None:
+    lab, key, batch_uuid = hubspot
+    response = await lab.get(
+        key, f"/v1/batch/{batch_uuid}/export", format="csv", keep="deliverable, risky"
+    )
+    assert response.status_code == 422
+    assert "lower case, no spaces" in response.json()["message"]
+
+
 async def test_a_bad_format_is_still_a_422(hubspot: tuple[Lab, str, str]) -> None:
     lab, key, batch_uuid = hubspot
     response = await lab.get(key, f"/v1/batch/{batch_uuid}/export", format="tsv")

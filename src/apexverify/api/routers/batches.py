@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -349,6 +350,8 @@ KEEP_DESCRIPTION = (
     "deliverable, risky, undeliverable, unknown (docs/export.md has the table from the "
     "verdict and quality). Applies to json, xlsx and csv, merged or not."
 )
+_DECISION = "(deliverable|risky|undeliverable|unknown)"
+KEEP_PATTERN = rf"^({_DECISION}(,{_DECISION})*)?$"
 MERGE_DESCRIPTION = (
     "ApexVerify extension: the original uploaded file (every column and row, in order) with "
     "the result columns appended. csv defaults to true, xlsx to false (the documented "
@@ -386,7 +389,15 @@ def export(
     format: Annotated[ExportFormat, Query()],
     include_details: bool = True,
     include_statistics: bool = True,
-    keep: Annotated[str | None, Query(description=KEEP_DESCRIPTION, max_length=200)] = None,
+    keep: Annotated[
+        str | None,
+        # The pattern is documented, and checked below so a 422 names the allowed values.
+        Query(
+            description=KEEP_DESCRIPTION,
+            max_length=200,
+            json_schema_extra={"pattern": KEEP_PATTERN},
+        ),
+    ] = None,
     merge: Annotated[bool | None, Query(description=MERGE_DESCRIPTION)] = None,
 ) -> StreamingResponse | FileResponse:
     """Step 7: JSON keyed by the original value (streamed) or an XLSX workbook.
@@ -396,6 +407,11 @@ def export(
     `merge=true|false` (the original file with the result columns appended)."""
     try:
         wanted = parse_keep(keep)
+        if keep is not None and not re.fullmatch(KEEP_PATTERN, keep):
+            raise ValueError(
+                "keep is a comma list of deliverable, risky, undeliverable, unknown "
+                "(lower case, no spaces)"
+            )
     except ValueError as exc:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("query", "keep"), "msg": str(exc), "input": keep}]
