@@ -36,6 +36,18 @@ def test_a_missing_file_or_a_folder_is_a_usage_error(
     assert folder.returncode == 2
     assert "not a file" in folder.stderr
     _no_traceback(folder.stderr)
+    source = tmp_path / "bad-arguments.txt"  # a name no other test uploads
+    source.write_text("valid@example.com\n")
+    bad_keep = run(live_server, api_key, "verify", str(source), "--keep", "good", *FAST)
+    assert bad_keep.returncode == 2
+    assert (
+        "keep: 'good' is not one of deliverable, risky, undeliverable, unknown" in bad_keep.stderr
+    )
+    bad_output = run(live_server, api_key, "verify", str(source), "--output", "r.txt", *FAST)
+    assert bad_output.returncode == 2
+    assert "the extension must be .csv, .xlsx or .json" in bad_output.stderr
+    listed = json.loads(run(live_server, api_key, "batches", "list", "--json").stdout)
+    assert source.name not in {b["name"] for b in listed["batches"]}  # nothing was uploaded
 
 
 def test_a_missing_or_refused_key_names_the_variable(
