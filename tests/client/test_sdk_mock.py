@@ -581,3 +581,14 @@ def test_declined_launch_raises_and_launches_nothing(tmp_path: Path) -> None:
         client.verify_file(source, confirm=lambda s: s.cost is not None and s.cost.net < 1)
     assert ("POST", "/v1/batch/u1") not in server.calls
     assert b'name="column"' not in server.form  # a .txt list is the hosted API's upload
+
+
+def test_request_reaches_any_path_with_the_key_and_extra_headers() -> None:
+    handler = Recorder(CREDITS)
+    client, _ = client_for(handler)
+    with client:
+        response = client.request("GET", "/v1/account/credits", headers={"X-Trace": "t1"})
+    assert response.json()["email_credit"] == 5
+    sent = handler.requests[0]
+    assert (sent.headers["X-API-Key"], sent.headers["X-Trace"]) == ("k", "t1")
+    assert str(sent.url) == "http://api.test/v1/account/credits"

@@ -122,10 +122,11 @@ class _Base:
     def _build(self, http: httpx.Client | httpx.AsyncClient, call: _Call[Any]) -> httpx.Request:
         """An absolute URL and the key on every request: a caller's ``http_client`` needs no
         base URL or headers of ours."""
-        extra: dict[str, Any] = {"timeout": self.timeout} if self._own_timeout else {}
-        return http.build_request(
-            call.method, self.base_url + call.path, headers=self._headers, **call.kwargs, **extra
-        )
+        kwargs = dict(call.kwargs)
+        headers = {**self._headers, **kwargs.pop("headers", {})}  # a caller's request() headers
+        if self._own_timeout:
+            kwargs.setdefault("timeout", self.timeout)
+        return http.build_request(call.method, self.base_url + call.path, headers=headers, **kwargs)
 
     # The retry policy, decided once -----------------------------------------------------
     @staticmethod
