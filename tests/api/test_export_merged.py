@@ -19,6 +19,7 @@ import pytest
 import xlsxwriter
 
 from apexverify.export.merged import result_keys
+from apexverify.store.models import Batch
 from tests.support.fakes import FakeEngines, ScriptedVerifier
 from tests.support.fast import Lab, open_lab
 
@@ -385,3 +386,17 @@ async def test_a_headerless_semicolon_file_merges_under_column_names(
     assert [row[3] for row in table[1:]] == ["deliverable", "", "undeliverable"]
     sheet = _read_xlsx((await lab.get(key, path, format="xlsx", merge="true")).content, tmp_path)
     assert [[_text(c) for c in row[:3]] for row in sheet[1:]] == rows
+
+
+async def test_a_merge_without_its_original_file_is_a_400(
+    hubspot: tuple[Lab, str, str],
+) -> None:
+    lab, key, batch_uuid = hubspot
+    with lab.services.store.read() as session:
+        batch = session.query(Batch).filter_by(uuid=batch_uuid).one()
+        lab.services.storage.delete(batch.source_path or "")
+    path = f"/v1/batch/{batch_uuid}/export"
+    response = await lab.get(key, path, format="csv")
+    assert response.status_code == 400
+    assert "merge=false" in response.json()["message"]
+    assert (await lab.get(key, path, format="csv", merge="false")).status_code == 200

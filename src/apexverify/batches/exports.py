@@ -64,6 +64,17 @@ def statistics(batch: Batch) -> dict[str, Any]:
     }
 
 
+def check_mergeable(services: Services, batch: Batch) -> None:
+    """Before a merged download starts (a streamed one cannot turn into an error later): the
+    original file must still be stored."""
+    locator = batch.source_path or batch.file_path
+    if not locator or not services.storage.exists(locator):
+        raise NotExportable(
+            "The original file of this batch is no longer stored, so the results cannot be "
+            "merged back into it; export with merge=false."
+        )
+
+
 def _active(result_filter: ResultFilter | None) -> ResultFilter | None:
     return None if result_filter is None or result_filter.empty else result_filter
 

@@ -102,6 +102,8 @@ def export_response(
     filename = (
         download_name(batch, format, keep) if extended else f"apexverify-{batch.uuid}.{format}"
     )
+    if merged:
+        exports.check_mergeable(services, batch)
     headers = {"Content-Disposition": _disposition(filename)}
     if format == "json":
         if not extended:
