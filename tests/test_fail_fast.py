@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.server import free_port
+
 BIN = Path(sys.executable).with_name("apexverify")
 TIMEOUT = 60  # seconds: a bound on a command that should exit at once, not an assertion
 
@@ -38,12 +40,6 @@ class Exited:
     returncode: int
     stdout: str
     stderr: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:

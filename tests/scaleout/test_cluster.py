@@ -20,12 +20,16 @@ from tests.scaleout.lb import RoundRobinProxy
 
 @pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")), reason="needs jq and curl")
 def test_workflow_guide_on_postgres_two_apis_three_workers(
-    make_cluster: object, tmp_path: Path
+    make_cluster: object, tmp_path: Path, pg_url: str
 ) -> None:
     cluster: Cluster = make_cluster()  # type: ignore[operator]
     first, second = cluster.add_server(), cluster.add_server()
     for _ in range(3):
         cluster.add_worker()
+    # The guide waits a fixed 10 s between the parse request and the launch. Workers still
+    # importing the application on a loaded machine could use most of them, so the guide
+    # starts once they are running jobs, as a deployment's workers would be.
+    _wait_for_workers(pg_url, 3, cluster)
     api_key = first.create_account(sandbox=True)[0]
     with RoundRobinProxy([first.port, second.port]) as lb:
         # The guide's own test, unchanged, with the load balancer as its server.
@@ -94,6 +98,20 @@ def test_worker_killed_mid_batch_batch_completes_once(make_cluster: object, pg_u
     assert kinds.get("debit") == 1, ledger
     assert all(count == 1 for count in kinds.values()), ledger
     assert "retried" in "".join(w.log_tail(400) for w in cluster.workers[1:]), cluster.logs()
+
+
+def _wait_for_workers(pg_url: str, count: int, cluster: Cluster) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with psycopg.connect(pg_url) as conn:
+            try:
+                row = conn.execute("SELECT COUNT(*) FROM procrastinate_workers").fetchone()
+            except psycopg.errors.UndefinedTable:  # the schema is not applied yet
+                row = (0,)
+        if row and int(row[0]) >= count:
+            return
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.1)
 
 
 def _doing_jobs(pg_url: str) -> int:

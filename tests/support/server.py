@@ -4,6 +4,7 @@ and data directory: what the end-to-end tests talk to over HTTP."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,10 +24,25 @@ from apexverify.store.migrate import open_store
 BIN = Path(sys.executable).with_name("apexverify")
 
 
+# Ports handed to servers come from below Linux's ephemeral range (32768-60999): a port
+# the kernel picked (bind to 0) is also a candidate local port of every outgoing connection,
+# so once it is released (a server killed to test a restart) a test's own client connection
+# can take it, and the restarted server finds it in use (seen under make test's load).
+_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port that is free now, outside the ephemeral range."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
 
 
 class _Managed:
