@@ -11,6 +11,7 @@ the parser sees them, and stops at the upload limit plus the envelope.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -143,23 +144,12 @@ async def accept_upload(
     batch_uuid = service.new_batch_uuid()
     path = service.upload_path(services, batch_uuid)
     if table is not None:
-        return await _accept_table(
-            services, session, account_id, file, batch_uuid, path, name, description, params, table
-        )
+        new = _NewBatch(services, session, account_id, batch_uuid, name, description, params)
+        return await _accept_table(new, file, path, table)
     size = await receive_upload(file, path, params.type, services.settings.max_upload_bytes)
+    new = _NewBatch(services, session, account_id, batch_uuid, name, description, params)
     try:
-        return await asyncio.to_thread(
-            service.create_batch,
-            services,
-            session,
-            account_id,
-            batch_uuid=batch_uuid,
-            name=name,
-            description=description,
-            params=params,
-            file_path=path,
-            file_size=size,
-        )
+        return await new.register(path, size)
     except BaseException as exc:
         # Not registered: the stored copy would be an orphan (a stored one is removed by the
         # batch's rollback hook).
@@ -169,23 +159,43 @@ async def accept_upload(
         raise
 
 
-async def _accept_table(
-    services: Services,
-    session: Session,
-    account_id: str,
-    file: UploadFile,
-    batch_uuid: str,
-    path: Path,
-    name: str,
-    description: str | None,
-    params: BatchParameters,
-    table: TableRequest,
-) -> Batch:
+@dataclass(frozen=True)
+class _NewBatch:
+    """What registers an accepted upload as a batch, whichever way its file was stored."""
+
+    services: Services
+    session: Session
+    account_id: str
+    batch_uuid: str
+    name: str
+    description: str | None
+    params: BatchParameters
+
+    async def register(
+        self, path: Path, size: int, source: service.TableSource | None = None
+    ) -> Batch:
+        return await asyncio.to_thread(
+            service.create_batch,
+            self.services,
+            self.session,
+            self.account_id,
+            batch_uuid=self.batch_uuid,
+            name=self.name,
+            description=self.description,
+            params=self.params,
+            file_path=path,
+            file_size=size,
+            source=source,
+        )
+
+
+async def _accept_table(new: _NewBatch, file: UploadFile, path: Path, table: TableRequest) -> Batch:
+    services, params = new.services, new.params
     # Measured (docs/benchmarks.md, bench/table_input.py): converting 1,000,000 CSV rows takes
     # about 1.5 s, less than receiving them, so it runs here, in a thread: a file that cannot
     # be used is a 400 before any batch exists, and the parse stays the plain one.
     limit = services.settings.max_upload_bytes
-    received = path.with_name(f"{batch_uuid}.source")
+    received = path.with_name(f"{new.batch_uuid}.source")
     await receive_upload(file, received, params.type, limit, TableUploadValidator(limit))
     original = received
     try:
@@ -194,19 +204,8 @@ async def _accept_table(
         )
         original = received.with_name(f"{received.name}.{converted.format}")
         await asyncio.to_thread(received.rename, original)
-        return await asyncio.to_thread(
-            service.create_batch,
-            services,
-            session,
-            account_id,
-            batch_uuid=batch_uuid,
-            name=name,
-            description=description,
-            params=params,
-            file_path=path,
-            file_size=converted.size,
-            source=service.TableSource(converted.format, original, converted.options),
-        )
+        source = service.TableSource(converted.format, original, converted.options)
+        return await new.register(path, converted.size, source)
     except BaseException as exc:
         _discard(path, received, original)  # nothing half-stored
         if is_disk_full(exc):
