@@ -26,7 +26,7 @@ from ..export.columns import KNOWN_EXTRA_COLUMNS, OVERFLOW_COLUMN, documented_co
 from ..export.csv_export import stream_csv
 from ..export.decisions import decision
 from ..export.filters import ResultFilter
-from ..export.json_export import stream_json
+from ..export.json_export import stream_json, stream_json_pages
 from ..export.merged import merge_rows, merged_header
 from ..export.xlsx_export import write_table, write_xlsx
 from ..storage import exports_dir
@@ -35,7 +35,7 @@ from ..store.models import Batch
 from . import states
 from .context import Services
 from .export_summary import summary_rows
-from .repository import records
+from .repository import export_json, records
 from .service import get_batch
 from .sources import iter_source_rows, source_header
 from .views import found_content, found_cost
@@ -103,16 +103,19 @@ def json_chunks(
     """The documented JSON export; with a filter, the same layout holding only the values
     whose result matches (``_statistics`` still describes the whole batch)."""
     active = _active(result_filter)
+    stats = statistics(batch) if include_statistics else None
     with services.store.read() as session:
-        rows: Iterable[Any] = records.iter_export_json(session, batch.pk, unique_values=True)
-        if active is not None:
-            rows = _filtered(batch.record_type, rows, active)
-        yield from stream_json(
-            batch.record_type,
-            rows,
-            details=details,
-            statistics=statistics(batch) if include_statistics else None,
-        )
+        if active is None:
+            # The documented export: pages straight from the database cursor, each spliced
+            # into one piece (``repository/export_json.py``).
+            pages = export_json.iter_export_pages(session, batch.pk, unique_values=True)
+            yield from stream_json_pages(
+                batch.record_type, pages, details=details, statistics=stats
+            )
+            return
+        rows = records.iter_export_json(session, batch.pk, unique_values=True)
+        kept = _filtered(batch.record_type, rows, active)
+        yield from stream_json(batch.record_type, kept, details=details, statistics=stats)
 
 
 def xlsx_file(

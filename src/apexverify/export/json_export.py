@@ -12,7 +12,8 @@ the summary objects are encoded with orjson.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -20,7 +21,6 @@ import orjson
 SUMMARY_FIELDS = ("valid", "wrong", "unknown")
 STATISTICS_KEY = "_statistics"
 _UNVERIFIED: dict[str, Any] = {"valid": False, "wrong": False, "unknown": True}
-_PIECE_BYTES = 65536
 
 # (value, result): the stored JSON text of the result (spliced as it is), or a decoded dict.
 StoredResult = str | bytes | dict[str, Any] | None
@@ -51,32 +51,51 @@ def _object_bytes(
     return head + b"," + body[1:]
 
 
+def stream_json_pages(
+    record_type: str,
+    pages: Iterable[Sequence[StoredRow]],
+    *,
+    details: bool,
+    statistics: dict[str, Any] | None,
+) -> Iterator[bytes]:
+    """Yield the export one piece per page of rows (the last piece closes the object).
+
+    The common row (details, a stored non-empty object: its text starts ``{"``) is one bytes
+    concatenation; every other row takes :func:`_object_bytes`. A page is joined once, so the
+    response carries a few hundred large pieces rather than one per row."""
+    identity = b"{" + orjson.dumps(record_type) + b":"
+    dumps = orjson.dumps
+    opening = b"{"
+    for page in pages:
+        parts: list[bytes] = []
+        append = parts.append
+        for value, raw in page:
+            key = dumps(value)
+            if details and raw.__class__ is bytes and raw[:2] == b'{"':
+                append(key + b":" + identity + key + b"," + raw[1:])
+            else:
+                append(key + b":" + _object_bytes(record_type, identity + key, value, raw, details))
+        if parts:
+            parts[0] = opening + parts[0]
+            opening = b","
+            yield b",".join(parts)
+    tail = b""
+    if statistics is not None:
+        tail = opening + orjson.dumps(STATISTICS_KEY) + b":" + orjson.dumps(statistics)
+    elif opening == b"{":
+        tail = b"{"
+    yield tail + b"}"
+
+
 def stream_json(
     record_type: str,
     rows: Iterable[StoredRow],
     *,
     details: bool,
     statistics: dict[str, Any] | None,
+    page_rows: int = 1000,
 ) -> Iterator[bytes]:
-    """Yield the export in ~64 KiB pieces."""
-    identity = orjson.dumps(record_type)
-    out = bytearray(b"{")
-    first = True
-    for value, raw in rows:
-        key = orjson.dumps(value)
-        head = b"{" + identity + b":" + key
-        if not first:
-            out += b","
-        first = False
-        out += key
-        out += b":"
-        out += _object_bytes(record_type, head, value, raw, details)
-        if len(out) > _PIECE_BYTES:
-            yield bytes(out)
-            out.clear()
-    if statistics is not None:
-        if not first:
-            out += b","
-        out += orjson.dumps(STATISTICS_KEY) + b":" + orjson.dumps(statistics)
-    out += b"}"
-    yield bytes(out)
+    """:func:`stream_json_pages` over rows taken ``page_rows`` at a time."""
+    it = iter(rows)
+    pages = iter(lambda: list(islice(it, page_rows)), [])
+    yield from stream_json_pages(record_type, pages, details=details, statistics=statistics)
