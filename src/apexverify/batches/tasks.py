@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from .. import metrics
 from ..jobs.base import JobQueue, Periodic
 from ..verify.base import EngineUnavailable
+from ..verify.sandbox import SandboxVerifier
 from ..webhooks import tasks as webhook_tasks
 from . import parse, parse_chunks, states, verification
 from .context import Services
@@ -239,6 +240,8 @@ def _fan_out(services: Services, batch_uuid: str) -> float | verification.Waitin
         sandbox = batch_rows.owner(session, batch).sandbox
         engine = services.engines.build(params.type, sandbox=sandbox)
         size = engine.chunk_size(services.settings.verify_chunk_size)
+        if isinstance(engine, SandboxVerifier):  # verdicts cost nothing: bigger chunks
+            size = engine.batch_chunk_size(size, records.unverified_count(session, batch.pk))
         chunks = 0
         for ids in records.due_chunks(session, batch.pk, size, by_domain=engine.groups_by_domain):
             _defer_chunk(services, session, batch_uuid, ids, attempt=1)

