@@ -8,6 +8,8 @@ Keys come in two kinds (``keys.py``): secret keys open every endpoint; publishab
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from ..credits import from_milli, to_milli
 from ..errors import ApexError, BadRequest, NotFound, Unauthorized
-from ..store.db import affected
+from ..store.db import affected, on_commit
 from ..store.models import Account, ApiKey, ApiKeyOrigin, CreditMovement, utcnow
+from .key_cache import KeyGrant, active_keys
 from .keys import (
     InvalidOrigin,
     KeyKind,
@@ -156,6 +159,11 @@ def revoke_key(session: Session, account_id: str, key_id: str) -> None:
     )
     if affected(session, stmt) == 0:
         raise NotFound("No active API key with that id.")
+    # Forgotten now (no request of this process is answered from memory from here on) and
+    # again at commit: a look-up that read the key before this transaction committed may
+    # have put it back in between.
+    active_keys.clear()
+    on_commit(session, active_keys.clear)
 
 
 def _active_key(session: Session, condition: Any) -> tuple[Account, ApiKey] | None:
@@ -190,6 +198,26 @@ def find_key(session: Session, plaintext: str) -> tuple[Account, ApiKey] | None:
     """The account of an active key of either kind; what it may do is :func:`authorize`'s
     and :func:`authorize_unit`'s to say."""
     return _active_key(session, ApiKey.key_hash == hash_key(plaintext))
+
+
+def key_grant(
+    open_read: Callable[[], AbstractContextManager[Session]], plaintext: str
+) -> KeyGrant | None:
+    """What an active key of either kind is, from the process's cache of active keys
+    (``key_cache.py``: up to ``TTL_SECONDS`` old) or else the database, through a session of
+    ``open_read`` opened only then. None: unknown or revoked. For answers that need only the
+    account's id; every rule on the key's kind is the caller's (as :func:`authorize`'s)."""
+    cached = active_keys.get(plaintext)
+    if cached is not None:
+        return cached
+    generation = active_keys.generation()
+    with open_read() as session:
+        found = find_key(session, plaintext)
+    if found is None:
+        return None
+    grant = KeyGrant(account_id=found[0].id, key_id=found[1].id, kind=found[1].kind)
+    active_keys.put(plaintext, grant, generation)
+    return grant
 
 
 def authorize(session: Session, plaintext: str | None) -> tuple[Account, ApiKey]:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ...store.db import affected
-from ...store.models import Account, Batch, utcnow
+from ...store.models import Account, ApiKey, Batch, utcnow
 
 # The literal of BatchStatus.ONGOING (states.py imports this module, not the reverse).
 _ONGOING = "verification_ongoing"
@@ -20,6 +20,30 @@ def for_account(session: Session, account_id: str, batch_uuid: str) -> Batch | N
     return session.scalars(
         select(Batch).where(Batch.uuid == batch_uuid, Batch.account_id == account_id)
     ).first()
+
+
+_TABLE = Batch.__table__
+_KEYS = ApiKey.__table__
+# Built once: a polled endpoint should not pay for building and coercing a statement each time.
+_ROW_FOR_ACTIVE_KEY = (
+    select(_TABLE)
+    .join(_KEYS, _KEYS.c.account_id == _TABLE.c.account_id)
+    .where(
+        _TABLE.c.uuid == bindparam("batch_uuid"),
+        _KEYS.c.id == bindparam("key_id"),
+        _KEYS.c.revoked_at.is_(None),
+    )
+)
+
+
+def row_for_active_key(connection: Connection, key_id: str, batch_uuid: str) -> Row[Any] | None:
+    """The batch, as a plain row of the batches table (each column under its attribute's
+    name), if it belongs to the account of key ``key_id`` and that key is not revoked: one
+    indexed read that checks the key too, without the ORM's instance machinery (the polled
+    status endpoint, ``api/status_fast_path.py``). None: no such batch for that account, or
+    the key was revoked (in any process: this reads the key's row)."""
+    params = {"batch_uuid": batch_uuid, "key_id": key_id}
+    return connection.execute(_ROW_FOR_ACTIVE_KEY, params).first()
 
 
 def by_uuid(session: Session, batch_uuid: str, *, share_lock: bool = False) -> Batch | None:
