@@ -19,7 +19,7 @@ Memory is the table plus the candidate seqs, whatever the size of the file.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 SLOT_BITS = 22
 _MASK = (1 << SLOT_BITS) - 1
@@ -36,11 +36,22 @@ class DuplicateFinder:
 
     def see(self, rows: Iterable[tuple[int, bytes]]) -> None:
         """``(seq, key_hash)`` pairs in file order."""
+        rows = list(rows)
+        keys = b"".join(key[:8] for _seq, key in rows)
+        self._see([seq for seq, _key in rows], memoryview(keys).cast("Q"))
+
+    def see_block(self, seqs: Sequence[int], keys: bytes) -> None:
+        """The rows of one classified block: their seqs, and their 16-byte keys joined."""
+        # The first 8 bytes of each key as one native unsigned integer: every other 8-byte
+        # word of the joined keys, read by the buffer protocol instead of a slice and an
+        # int.from_bytes per row.
+        self._see(seqs, memoryview(keys).cast("Q")[::2])
+
+    def _see(self, seqs: Iterable[int], hashes: Iterable[int]) -> None:
         fps, first = self._fingerprints, self._first
         candidates, firsts = self._candidates, self._first_of_candidates
         mask = _MASK
-        for seq, key in rows:
-            h = int.from_bytes(key[:8], "little")
+        for seq, h in zip(seqs, hashes, strict=True):
             slot, fp = h & mask, (h >> 32) | 1  # never 0, which marks an empty slot
             for _ in range(_MAX_PROBES):
                 held = fps[slot]

@@ -8,11 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 
 def value_key(secret: bytes, normalized: str) -> bytes:
     return hashlib.blake2b(normalized.lower().encode(), key=secret, digest_size=16).digest()
+
+
+def value_keyer(secret: bytes) -> Callable[[str], bytes]:
+    """:func:`value_key` for one secret, called per row of a parse: the keyed state is set up
+    once and copied (setting up a keyed BLAKE2b was a third of the hash's cost, measured).
+    The digests are the same as :func:`value_key`'s."""
+    keyed = hashlib.blake2b(key=secret, digest_size=16)
+    copy = keyed.copy
+
+    def key(normalized: str) -> bytes:
+        state = copy()
+        state.update(normalized.lower().encode())
+        return state.digest()
+
+    return key
 
 
 def load_secret(configured: str, data_dir: Path) -> bytes:

@@ -13,15 +13,15 @@ import time
 
 from sqlalchemy.orm import Session
 
-from ..store.models import Account, Batch, RecordKind
+from ..store.models import Account, Batch
 from ..webhooks.events import EventType
 from . import policy, states
 from .context import Services
 from .dedupe import DuplicateFinder
 from .params import BatchParameters
-from .parsing import ParseSpec, classified_chunks
+from .parsing import ClassifiedBlock, ParseSpec, classified_blocks
 from .repository import batches as batch_rows
-from .repository import caches, records
+from .repository import caches, records, row_load
 from .verification import notify_webhooks
 
 log = logging.getLogger(__name__)
@@ -63,17 +63,18 @@ def parse_whole(services: Services, batch_uuid: str, generation: int) -> None:
     started = time.perf_counter()
     finder = DuplicateFinder()
     counts = policy.Counts()
-    pending: list[tuple[object, ...]] = []
+    pending: list[ClassifiedBlock] = []
+    pending_rows = 0
     path = services.storage.local_path(batch.file_path)
-    for rows in classified_chunks(spec, path, services.settings.parse_workers):
-        finder.see((row[0], row[3]) for row in rows)
-        wrong = sum(1 for row in rows if row[4] == RecordKind.WRONG)
-        counts.wrong += wrong
-        counts.valid += len(rows) - wrong
-        pending.extend(rows)
-        if len(pending) >= _FLUSH_ROWS:
+    for block in classified_blocks(spec, path, services.settings.parse_workers):
+        finder.see_block(block.seqs, block.keys)
+        counts.wrong += block.wrong_count
+        counts.valid += len(block) - block.wrong_count
+        pending.append(block)
+        pending_rows += len(block)
+        if pending_rows >= _FLUSH_ROWS:
             _flush(services, batch_uuid, generation, batch.pk, pending)
-            pending = []
+            pending, pending_rows = [], 0
     _flush(services, batch_uuid, generation, batch.pk, pending)
     loaded = time.perf_counter()
     with services.store.write() as session:
@@ -93,12 +94,13 @@ def _flush(
     batch_uuid: str,
     generation: int,
     batch_pk: int,
-    rows: list[tuple[object, ...]],
+    blocks: list[ClassifiedBlock],
 ) -> None:
     current_parse(services, batch_uuid, generation)  # stop early when superseded
-    if rows:
+    if blocks:
         with services.store.write() as session:
-            records.insert_rows(session, batch_pk, rows)
+            for block in blocks:
+                row_load.load_block(session, batch_pk, block)
 
 
 def publish(

@@ -23,9 +23,9 @@ from ..store.models import Batch, RecordKind
 from . import policy, states
 from .context import Services
 from .parse import Superseded, current_parse, parse_spec, publish
-from .parsing import classified_chunks, line_ranges
+from .parsing import classified_blocks, line_ranges
 from .repository import batches as batch_rows
-from .repository import chunks, records
+from .repository import chunks, records, row_load
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def load_range(
             # The worker's parse pool classifies sub-ranges on every core while this thread
             # loads the rows already classified; a failure rolls the claim back too.
             span = (start, end, first_seq)
-            for rows in classified_chunks(spec, path, services.settings.parse_workers, span):
-                records.insert_rows(session, locked.pk, rows)
+            for block in classified_blocks(spec, path, services.settings.parse_workers, span):
+                row_load.load_block(session, locked.pk, block)
     with services.store.read() as session:
         return not chunks.any_left(session, batch.pk, generation)
 

@@ -14,15 +14,17 @@ import os
 import signal
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from operator import itemgetter
 from pathlib import Path
 
 from ..store.models import RecordKind
 from ..verify.base import RecordType, syntax_error_result
-from .hashing import value_key
+from .hashing import value_keyer
 from .values import normalizer
 
 # Plain strings in the row tuples: they cross the process pool by the million.
@@ -85,34 +87,91 @@ def iter_chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
         yield read_range(path, start, end, first_seq)
 
 
-def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
+@dataclass
+class ClassifiedBlock:
+    """The rows of one range, classified, in the shapes the loader binds and the duplicate
+    finder reads: they cross the process pool by the million, so each row is a few plain
+    objects in flat lists (no per-row tuple of eight), and the finder's input is two arrays
+    (pickled as two buffers).
+
+    ``canonical``: ``seq, value, key`` of valid rows already in canonical form (the common
+    case: ``normalized`` stays NULL); ``renamed``: ``seq, value, normalized, key`` of the other
+    valid rows; ``wrong``: ``seq, value, key`` of malformed rows (stored with ``verdict`` wrong,
+    ``included`` = ``keep_wrong`` and the syntax-error result ``wrong_json``). ``seqs`` and
+    ``keys`` (the 16-byte keys joined) list every row in file order."""
+
+    canonical: list[object]
+    renamed: list[object]
+    wrong: list[object]
+    seqs: array[int]
+    keys: bytes
+    keep_wrong: bool
+    wrong_json: str
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    @property
+    def wrong_count(self) -> int:
+        return len(self.wrong) // 3
+
+    def rows(self) -> list[Row]:
+        """The rows as stored, in file order (the tuple form of ``Row``)."""
+        c, r, w = self.canonical, self.renamed, self.wrong
+        rows: list[Row] = [
+            (c[i], c[i + 1], None, c[i + 2], _VALID, True, None, None)  # type: ignore[misc]
+            for i in range(0, len(c), 3)
+        ]
+        rows += [
+            (r[i], r[i + 1], r[i + 2], r[i + 3], _VALID, True, None, None)  # type: ignore[misc]
+            for i in range(0, len(r), 4)
+        ]
+        rows += [
+            (w[i], w[i + 1], None, w[i + 2], _WRONG, self.keep_wrong, "wrong", self.wrong_json)  # type: ignore[misc]
+            for i in range(0, len(w), 3)
+        ]
+        rows.sort(key=itemgetter(0))
+        return rows
+
+
+def classify_block(spec: ParseSpec, chunk: list[tuple[int, str]]) -> ClassifiedBlock:
+    """Classify ``(seq, trimmed value)`` lines: the one per-row rule of the parse."""
     normalize = normalizer(spec.record_type, spec.target_country)
-    wrong_json = json.dumps(syntax_error_result(spec.record_type).to_dict())
-    secret, keep_wrong = spec.secret, spec.keep_wrong
-    rows: list[Row] = []
-    append = rows.append
+    key = value_keyer(spec.secret)
+    canonical: list[object] = []
+    renamed: list[object] = []
+    wrong: list[object] = []
+    keys: list[bytes] = []
+    add_key = keys.append
     for seq, value in chunk:
         norm = normalize(value)
         if norm is None:
-            append(
-                (
-                    seq,
-                    value,
-                    None,
-                    value_key(secret, value),
-                    _WRONG,
-                    keep_wrong,
-                    "wrong",
-                    wrong_json,
-                )
-            )
+            k = key(value)
+            wrong += (seq, value, k)
+        elif norm == value:  # most addresses are already canonical: stored once
+            k = key(norm)
+            canonical += (seq, value, k)
         else:
-            stored = None if norm == value else norm  # most addresses are already canonical
-            append((seq, value, stored, value_key(secret, norm), _VALID, True, None, None))
-    return rows
+            k = key(norm)
+            renamed += (seq, value, norm, k)
+        add_key(k)
+    return ClassifiedBlock(
+        canonical=canonical,
+        renamed=renamed,
+        wrong=wrong,
+        seqs=array("i", [seq for seq, _ in chunk]),
+        keys=b"".join(keys),
+        keep_wrong=spec.keep_wrong,
+        wrong_json=json.dumps(syntax_error_result(spec.record_type).to_dict()),
+    )
+
+
+def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
+    return classify_block(spec, chunk).rows()
 
 
 _POOL: ProcessPoolExecutor | None = None
+_AHEAD = 3
 
 
 def pool_size(configured: int) -> int:
@@ -172,14 +231,24 @@ def _pool(workers: int) -> Executor:
     return _POOL
 
 
-def classify_range(spec: ParseSpec, path: Path, start: int, end: int, first_seq: int) -> list[Row]:
+def classify_range(
+    spec: ParseSpec, path: Path, start: int, end: int, first_seq: int
+) -> ClassifiedBlock:
     """Runs in a parse worker: read one range of the file and classify it."""
-    return classify(spec, read_range(path, start, end, first_seq))
+    return classify_block(spec, read_range(path, start, end, first_seq))
 
 
 def classified_chunks(
     spec: ParseSpec, path: Path, workers: int = 0, span: tuple[int, int, int] | None = None
 ) -> Iterator[list[Row]]:
+    """:func:`classified_blocks` as row tuples."""
+    for block in classified_blocks(spec, path, workers, span):
+        yield block.rows()
+
+
+def classified_blocks(
+    spec: ParseSpec, path: Path, workers: int = 0, span: tuple[int, int, int] | None = None
+) -> Iterator[ClassifiedBlock]:
     """Classified rows in file order, of the whole file or of one ``(start, stop, first_seq)``
     span. A large file or span is classified in a process pool, so the caller's thread only
     loads rows into the database while the workers parse ahead."""
@@ -188,16 +257,17 @@ def classified_chunks(
     use_pool = (os.cpu_count() or 1) > 1 and stop - start > POOL_THRESHOLD_BYTES
     if not use_pool:
         for range_start, range_end, range_seq in ranges:
-            yield classify(spec, read_range(path, range_start, range_end, range_seq))
+            yield classify_range(spec, path, range_start, range_end, range_seq)
         return
     workers = pool_size(workers)
     pool = _pool(workers)
     pending = []
     # Workers read their own ranges of the file; a bounded number of ranges is in flight so
-    # memory stays flat on huge files.
+    # memory stays flat on huge files (three per worker: they keep classifying while the
+    # loader commits a transaction).
     for start, end, first_seq in ranges:
         pending.append(pool.submit(classify_range, spec, path, start, end, first_seq))
-        if len(pending) >= workers * 2:
+        if len(pending) >= workers * _AHEAD:
             yield pending.pop(0).result()
     for future in pending:
         yield future.result()
