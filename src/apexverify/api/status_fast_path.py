@@ -6,10 +6,10 @@ and dependency solving, three hops to the thread pool (key, session, endpoint), 
 queries and the encoder (``docs/benchmarks.md``, "The status endpoint under load"). Here, as
 plain ASGI inside every other middleware (rate limits, fixed headers, request id, metrics and
 the catch-all 500 all still apply), a successful answer is: the key's id from the process's
-cache of keys (``accounts/key_cache.py``), one indexed read in Core of the batch row joined to
-the key's row, so a key revoked in any process is refused at once, on the event loop (SQLite;
-PostgreSQL's read goes to a thread, it is a network round trip), the same views the routes
-use, and orjson.
+cache of keys (``accounts/key_cache.py``), one indexed read of the batch row joined to the
+key's row (so a key revoked in any process is refused at once) on the event loop, straight
+over SQLite's driver (``ActiveKeyRowReader``; PostgreSQL's read goes through SQLAlchemy in a
+thread, it is a network round trip), the same views the routes use, and orjson.
 
 Only the success is answered here. Anything else (no key, an unknown, revoked or publishable
 key, no such batch, a UUID not in its canonical lower-case form) falls through to the routes,
@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -31,6 +33,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..accounts import service as accounts
+from ..accounts.key_cache import KeyGrant
 from ..accounts.keys import KeyKind
 from ..batches import views
 from ..batches.context import Services
@@ -59,13 +62,14 @@ def _read_row(services: Services, key_id: str, batch_uuid: str) -> Row[Any] | No
         return batch_rows.row_for_active_key(connection, key_id, batch_uuid)
 
 
-def _body(services: Services, api_key: str, batch_uuid: str, details: bool) -> bytes | None:
-    """The 200 answer's body, or None when the routes must answer (the key, or the batch)."""
-    grant = accounts.key_grant(services.store.read, api_key)
-    if grant is None or grant.kind != KeyKind.SECRET:
-        return None
-    row = _read_row(services, grant.key_id, batch_uuid)
-    if row is None:  # no such batch for the account, or the key was revoked since
+RowReader = Callable[[str, str], Any]
+
+
+def _body(reader: RowReader, grant: KeyGrant, batch_uuid: str, details: bool) -> bytes | None:
+    """The 200 answer's body, or None when the routes must answer (no such batch for the
+    key's account, or the key was revoked since it was remembered)."""
+    row = reader(grant.key_id, batch_uuid)
+    if row is None:
         return None
     # A row of the batches table carries every column the views read, under the same names.
     batch = cast(Batch, row)
@@ -79,6 +83,12 @@ def _body(services: Services, api_key: str, batch_uuid: str, details: bool) -> b
 class StatusFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._sqlite_reader: batch_rows.ActiveKeyRowReader | None = None
+
+    def _sqlite(self, services: Services) -> batch_rows.ActiveKeyRowReader:
+        if self._sqlite_reader is None:
+            self._sqlite_reader = batch_rows.ActiveKeyRowReader(services.store.engine)
+        return self._sqlite_reader
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = (
@@ -92,12 +102,15 @@ class StatusFastPath:
             return
         services: Services = scope["app"].state.services
         batch_uuid, details = match.group(1), match.group(2) is not None
+        body = None
         if services.store.is_sqlite:
-            # A read of one row by a unique index, in WAL mode (never blocked by writers):
+            # One read of one row by unique indexes, in WAL mode (never blocked by writers):
             # tens of microseconds, less than a hop to the thread pool and back.
-            body = _body(services, api_key, batch_uuid, details)
+            grant = accounts.key_grant(services.store.read, api_key)
+            if grant is not None and grant.kind == KeyKind.SECRET:
+                body = _body(self._sqlite(services).read, grant, batch_uuid, details)
         else:
-            body = await asyncio.to_thread(_body, services, api_key, batch_uuid, details)
+            body = await asyncio.to_thread(_in_thread, services, api_key, batch_uuid, details)
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -112,6 +125,14 @@ class StatusFastPath:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _in_thread(services: Services, api_key: str, batch_uuid: str, details: bool) -> bytes | None:
+    """PostgreSQL: the same answer through a SQLAlchemy connection, off the event loop."""
+    grant = accounts.key_grant(services.store.read, api_key)
+    if grant is None or grant.kind != KeyKind.SECRET:
+        return None
+    return _body(partial(_read_row, services), grant, batch_uuid, details)
 
 
 def install(app: FastAPI) -> None:

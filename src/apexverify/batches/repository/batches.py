@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import namedtuple
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ...store.db import affected
@@ -44,6 +45,48 @@ def row_for_active_key(connection: Connection, key_id: str, batch_uuid: str) -> 
     the key was revoked (in any process: this reads the key's row)."""
     params = {"batch_uuid": batch_uuid, "key_id": key_id}
     return connection.execute(_ROW_FOR_ACTIVE_KEY, params).first()
+
+
+class ActiveKeyRowReader:
+    """:func:`row_for_active_key` on SQLite straight over a pooled DBAPI connection: the
+    same statement and the same column types, without a SQLAlchemy ``Connection`` (its
+    ``BEGIN``, result machinery and rollback were 0.13 ms of a 0.4 ms status answer; this is
+    0.02 ms). In autocommit, the one SELECT is its own read transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        compiled = _ROW_FOR_ACTIVE_KEY.compile(dialect=engine.dialect)
+        if not compiled.positional or compiled.positiontup is None:
+            raise ValueError("a positional (SQLite) dialect is expected")
+        self._engine = engine
+        self._sql = str(compiled)
+        self._order = tuple(compiled.positiontup)
+        columns = list(_TABLE.columns)
+        self._row = namedtuple("BatchRow", [column.key for column in columns])  # type: ignore[misc]
+        dialect = engine.dialect
+        self._processors: list[Callable[[Any], Any] | None] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+
+    def read(self, key_id: str, batch_uuid: str) -> Any | None:
+        """A row with each column of the batches table as an attribute, or None."""
+        given = {"batch_uuid": batch_uuid, "key_id": key_id}
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                values = cursor.execute(self._sql, [given[name] for name in self._order]).fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool
+        if values is None:
+            return None
+        return self._row(
+            *(
+                value if process is None or value is None else process(value)
+                for process, value in zip(self._processors, values, strict=True)
+            )
+        )
 
 
 def by_uuid(session: Session, batch_uuid: str, *, share_lock: bool = False) -> Batch | None:
