@@ -257,3 +257,38 @@ def far_cells_xlsx(tmp: Path) -> bytes:
     sheet.write(1048575, 16383, "x")
     workbook.close()
     return path.read_bytes()
+
+
+ODS_NAMESPACES = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+)
+
+
+def ods_document(tables: str, *, prolog: str = "") -> bytes:
+    """An ODS whose ``office:spreadsheet`` holds ``tables`` (``<table:table>`` elements as
+    XML text): for the streaming reader's tests, which need what LibreOffice writes
+    (repeated rows and cells, typed values, spans) without LibreOffice."""
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?>{prolog}'
+        f'<office:document-content {ODS_NAMESPACES} office:version="1.2">'
+        f"<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body>"
+        "</office:document-content>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), ODS_MIMETYPE)
+        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+        archive.writestr("META-INF/manifest.xml", _ODS_MANIFEST, zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+_ODS_MANIFEST = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
+    'manifest:version="1.2">'
+    f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{ODS_MIMETYPE}"/>'
+    '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+    "</manifest:manifest>"
+)

@@ -13,8 +13,8 @@ The interface for the output side (``rows.py``)::
         ``seq == i`` in ``records`` (a row whose cell was blank has no record). Pass
         ``services.storage`` (``batches/context.Services``); the batch only needs its columns
         loaded (``source_format``, ``source_path``, ``source_options``, ``file_path``), so a
-        detached ``Batch`` works. CSV and plain files stream in constant memory; XLSX/ODS are
-        read with python-calamine, which holds the first sheet in memory while it is read.
+        detached ``Batch`` works. CSV, plain files and XLSX/ODS (``xlsx_stream``,
+        ``ods_stream``, in a child process) stream in constant memory.
         A plain upload (``source_format is None``) yields ``[line]`` for every line, blank
         lines included, so the output side has one code path.
 

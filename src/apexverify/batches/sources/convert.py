@@ -50,7 +50,7 @@ def open_rows(
     (a workbook's sheet name is appended to ``sheet``)."""
     if fmt == "csv":
         return read.csv_rows(path, options["delimiter"], options.get("skip_lines", 0))
-    return read.workbook_rows(path, sheet)
+    return read.workbook_rows(path, fmt, sheet)
 
 
 def convert(

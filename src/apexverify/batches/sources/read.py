@@ -1,12 +1,12 @@
 """The raw rows of a table upload, in file order, header row included: CSV streamed with the
-csv module, workbooks through python-calamine (first sheet).
+csv module, workbooks (first sheet) streamed by ``xlsx_stream`` / ``ods_stream``.
 
 Limits against hostile files: a CSV field over the csv module's 128 KiB limit and a zip
 whose entries inflate past :data:`MAX_INFLATED_BYTES` or more than :data:`MAX_RATIO` times
-their compressed size (a zip bomb) are a :class:`ParseError` before anything is kept.
-python-calamine holds the first sheet in memory while it is read (about 100 MB for 200,000
-rows of five cells, docs/benchmarks.md), so it runs in a child process under a memory limit
-(``workbook_process.py``).
+their compressed size (a zip bomb) are a :class:`ParseError` before anything is kept. The
+workbook readers hold one chunk of XML and one row at a time (constant memory, about 60 MB
+for a million rows: docs/benchmarks.md); they run in a child process under a memory limit
+(``workbook_process.py``), which keeps their CPU-bound parse off the server's event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import ParseError
+from .workbook_process import PARSE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def csv_rows(path: Path, delimiter: str, skip_lines: int = 0) -> Iterator[list[s
 
 
 def check_archive(path: Path) -> None:
-    """Refuse a zip that would inflate too far (declared sizes; calamine also stops at the
-    real end of each stream)."""
+    """Refuse a zip that would inflate too far (declared sizes: zipfile never inflates an
+    entry past its declared size, and checks its CRC at the end)."""
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
@@ -69,12 +70,14 @@ def check_archive(path: Path) -> None:
             )
 
 
-def workbook_rows(path: Path, sheet: list[str] | None = None) -> Iterator[list[str]]:
-    """The rows of the first sheet as cell texts (``123`` for a whole number), read by a
-    child process (``workbook_process``) and streamed from its output; the sheet's name is
-    appended to ``sheet`` when given."""
+def workbook_rows(
+    path: Path, fmt: str = "xlsx", sheet: list[str] | None = None
+) -> Iterator[list[str]]:
+    """The rows of the first sheet of an ``xlsx`` or ``ods`` workbook as cell texts (``123``
+    for a whole number), read by a child process (``workbook_process``) and streamed from
+    its output; the sheet's name is appended to ``sheet`` when given."""
     check_archive(path)
-    command = [sys.executable, "-m", f"{__package__}.workbook_process", str(path)]
+    command = [sys.executable, "-m", f"{__package__}.workbook_process", fmt, str(path)]
     # stderr to a file: a pipe the parent does not drain could fill and block the child.
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
@@ -102,11 +105,13 @@ def workbook_rows(path: Path, sheet: list[str] | None = None) -> Iterator[list[s
 
 def _unreadable(code: int, error: str) -> ParseError:
     log.info("unreadable workbook: exit %s: %s", code, error[-500:])
+    if code == PARSE_ERROR and error:
+        return ParseError(error.splitlines()[-1][:500])  # the reader's own message
     if code < 0 or "memory allocation" in error or "MemoryError" in error:
-        # Killed by a signal: calamine aborts when its grid of the sheet cannot be allocated.
+        # Killed by a signal, or out of its address space: the child's memory limit.
         return ParseError(
             "The workbook cannot be read: its sheet is too large to read "
-            "(its cells span too many rows and columns)."
+            "(it needs more memory than allowed)."
         )
     last = error.splitlines()[-1] if error else f"exit status {code}"
     return ParseError(f"The workbook cannot be read ({last[:200]}).")

@@ -28,8 +28,8 @@ def source_header(batch: Batch) -> list[str]:
 
 def iter_source_rows(storage: UploadStorage, batch: Batch) -> Iterator[list[str]]:
     """The original data rows in file order, as cell texts padded to the header's width: the
-    ``i``-th row is the one whose value has ``seq == i``. CSV and plain files are streamed;
-    workbooks are read through python-calamine. A plain upload yields ``[line]`` for every
+    ``i``-th row is the one whose value has ``seq == i``. CSV, plain files and workbooks are
+    streamed. A plain upload yields ``[line]`` for every
     line, blank ones included (without its line end)."""
     if batch.source_format is None or batch.source_options is None or not batch.source_path:
         yield from _plain_rows(storage, batch.file_path)
