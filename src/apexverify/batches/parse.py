@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from .repository import caches, records, row_load
 from .verification import notify_webhooks
 
 log = logging.getLogger(__name__)
-_FLUSH_ROWS = 200_000
+_FLUSH_ROWS = 100_000
 
 
 class Superseded(Exception):
@@ -66,15 +67,24 @@ def parse_whole(services: Services, batch_uuid: str, generation: int) -> None:
     pending: list[ClassifiedBlock] = []
     pending_rows = 0
     path = services.storage.local_path(batch.file_path)
-    for block in classified_blocks(spec, path, services.settings.parse_workers):
-        finder.see_block(block.seqs, block.keys)
-        counts.wrong += block.wrong_count
-        counts.valid += len(block) - block.wrong_count
-        pending.append(block)
-        pending_rows += len(block)
-        if pending_rows >= _FLUSH_ROWS:
-            _flush(services, batch_uuid, generation, batch.pk, pending)
-            pending, pending_rows = [], 0
+    # One flush at a time runs on a loader thread while this one takes the next blocks and
+    # feeds the duplicate finder: SQLite releases the GIL while it inserts, so its share of
+    # the load overlaps the finder and the unpickling of the pool's results.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-load") as loader:
+        loading: Future[None] | None = None
+        for block in classified_blocks(spec, path, services.settings.parse_workers):
+            finder.see_block(block.seqs, block.keys)
+            counts.wrong += block.wrong_count
+            counts.valid += len(block) - block.wrong_count
+            pending.append(block)
+            pending_rows += len(block)
+            if pending_rows >= _FLUSH_ROWS:
+                if loading is not None:
+                    loading.result()  # a failed or superseded flush stops the parse here
+                loading = loader.submit(_flush, services, batch_uuid, generation, batch.pk, pending)
+                pending, pending_rows = [], 0
+        if loading is not None:
+            loading.result()
     _flush(services, batch_uuid, generation, batch.pk, pending)
     loaded = time.perf_counter()
     with services.store.write() as session:
