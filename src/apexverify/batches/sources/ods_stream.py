@@ -169,7 +169,7 @@ def _rows(stream: IO[bytes], sheet: list[str] | None) -> Iterator[Row]:
             return
         if name in (CELL, COVERED):
             cell_repeat = _repeat(attrs, COLUMNS_REPEATED)
-            cell_text_ = _value_text(attrs) if name == CELL else ""
+            cell_text_ = _value_text(attrs)  # a covered cell's value too, as calamine
             paragraphs.clear()
             in_cell = True
         elif in_cell and not annotation:

@@ -286,6 +286,10 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
                     return
                 try:
                     number_value = float(value)
+                    # Python's float() also takes " 42 " and "1_000"; calamine (Rust)
+                    # did not, and kept them as text: so do we.
+                    if "_" in value or value[0] <= " " or value[-1] <= " ":
+                        raise ValueError(value)
                 except ValueError:
                     text = value  # not a number: kept as written
                 else:
