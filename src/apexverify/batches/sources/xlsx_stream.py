@@ -138,7 +138,7 @@ class _Book:
                     )
             elif local == "cellXfs":
                 inside[0] = True
-            elif local in ("cellStyleXfs", "dxfs"):
+            elif local in ("cellStyleXfs", "cellStyles", "dxfs", "tableStyles", "extLst"):
                 inside[0] = False
             elif local == "xf" and inside[0]:
                 try:
@@ -219,12 +219,11 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
     cell_type: str | None = None
     style: str | None = None
     value: str | None = None
-    in_inline = False
     phonetic = 0
     max_chars = xml_stream.MAX_CELL_CHARS
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal row, number, pending, column, cell_type, style, value, in_inline, phonetic
+        nonlocal row, number, pending, column, cell_type, style, value, phonetic
         if name == C:
             ref = attrs.get("r")
             if ref is None:
@@ -247,11 +246,13 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
             cell_type = attrs.get("t")
             style = attrs.get("s")
             value = None
+        elif name == T:
+            if not phonetic:  # <t> is only found in <is> (and its <rPh>) in a sheet
+                parser.CharacterDataHandler = parts.append
         elif name == V:
             parser.CharacterDataHandler = parts.append
-        elif name == T:
-            if in_inline and not phonetic:
-                parser.CharacterDataHandler = parts.append
+        elif name == IS:
+            inline.clear()
         elif name == ROW:
             given = attrs.get("r")
             if given is None:
@@ -272,14 +273,11 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
             number = current
             row = []
             column = -1
-        elif name == IS:
-            in_inline = True
-            inline.clear()
         elif name == RPH:
             phonetic += 1
 
     def end(name: str) -> None:
-        nonlocal row, pending, value, in_inline, phonetic
+        nonlocal row, pending, value, phonetic
         if name == C:
             if cell_type is None or cell_type == "n":
                 if not value:
@@ -334,10 +332,6 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
                 row.append(text)
             else:
                 row[column] = text
-        elif name == V:
-            parser.CharacterDataHandler = None
-            value = parts[0] if len(parts) == 1 else "".join(parts)
-            parts.clear()
         elif name == T:
             if parts:
                 parser.CharacterDataHandler = None
@@ -345,8 +339,12 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
                 parts.clear()
                 if len(inline) > 1 and sum(map(len, inline)) > max_chars:
                     raise xml_stream.too_long(part, f"in row {number}")
-            elif in_inline and not phonetic:
+            elif not phonetic:
                 parser.CharacterDataHandler = None
+        elif name == V:
+            parser.CharacterDataHandler = None
+            value = parts[0] if len(parts) == 1 else "".join(parts)
+            parts.clear()
         elif name == ROW:
             if row:
                 if pending:
@@ -356,8 +354,6 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
             else:
                 pending += 1
             row = None
-        elif name == IS:
-            in_inline = False
         elif name == RPH:
             phonetic -= 1
 
