@@ -7,7 +7,8 @@ Email: the local part (before any ``+tag``) decides. Phone: the last digit of th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
 
 from .base import (
     EmailResult,
@@ -23,6 +24,8 @@ from .base import (
 # with bench/lifecycle.py, 500-row chunks spent more time committing than verifying.
 BATCH_CHUNKS = 100
 MAX_CHUNK_ROWS = 20_000
+
+K = TypeVar("K", bound=Hashable)
 
 _FREE_DOMAINS = frozenset({"gmail.com", "yahoo.com", "outlook.com", "hotmail.com"})
 
@@ -101,28 +104,51 @@ class SandboxVerifier(Verifier):
             return default  # simulated work per call: the configured chunks, as configured
         return max(default, min(-(-due // BATCH_CHUNKS), MAX_CHUNK_ROWS))
 
+    @property
+    def simulates_latency(self) -> bool:
+        return bool(self._latency)
+
     async def verify_many(
         self, items: Sequence[VerifyItem], context: VerifyContext
     ) -> list[Outcome]:
         if self._latency:
             await asyncio.sleep(self._latency)
+        return self.decide([item.value for item in items])
+
+    def decide(self, values: Sequence[str]) -> list[Outcome]:
+        """The verdicts of a whole chunk of normalized values, at once (no latency, no
+        attempt: the sandbox never retries). One result object per distinct verdict in the
+        chunk (at most 14 for emails, 10 for phones), shared by every value that gets it: a
+        batch's writer encodes each distinct result once, so the sandbox costs little more
+        than reading the local part or the last digit. Callers must not mutate them."""
         if self.record_type == "phone":
-            return [sandbox_phone(item.value) for item in items]
-        return _emails(items)
+            return _shared(values, _phone_key, lambda value, _key: sandbox_phone(value))
+        return _shared(values, _email_key, lambda _value, key: _email(*key))
 
 
-def _emails(items: Sequence[VerifyItem]) -> list[Outcome]:
-    """:func:`sandbox_email` for a whole chunk, with one result object per distinct (magic
-    kind, free domain) in it: a batch's writer encodes each distinct result once (a chunk
-    holds at most 14), so the sandbox costs little more than reading the local part."""
-    shared: dict[tuple[str, bool], EmailResult] = {}
+def _phone_key(value: str) -> str:
+    return value[-1:]  # the last digit decides (sandbox_phone)
+
+
+def _email_key(value: str) -> tuple[str, bool]:
+    """What decides a sandbox email: the magic kind of the local part, and a free domain."""
+    local, _, domain = value.rpartition("@")
+    kind = local.split("+", 1)[0].lower()
+    return (kind if kind in _EMAIL_MAGIC else "valid", domain.lower() in _FREE_DOMAINS)
+
+
+def _shared(
+    values: Sequence[str],
+    key_of: Callable[[str], K],
+    build: Callable[[str, K], Outcome],
+) -> list[Outcome]:
+    """``build(value, key)`` once per distinct ``key_of(value)``, shared by the values."""
+    made: dict[K, Outcome] = {}
     outcomes: list[Outcome] = []
-    for item in items:
-        local, _, domain = item.value.rpartition("@")
-        kind = local.split("+", 1)[0].lower()
-        key = (kind if kind in _EMAIL_MAGIC else "valid", domain.lower() in _FREE_DOMAINS)
-        result = shared.get(key)
-        if result is None:
-            result = shared[key] = _email(*key)
-        outcomes.append(result)
+    for value in values:
+        key = key_of(value)
+        outcome = made.get(key)
+        if outcome is None:
+            outcome = made[key] = build(value, key)
+        outcomes.append(outcome)
     return outcomes

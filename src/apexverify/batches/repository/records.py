@@ -197,14 +197,11 @@ def due_chunks(
     One sorted scan of the batch's unverified rows (the partial index), streamed."""
     order = [_mail_domain(session), Record.seq] if by_domain else [Record.seq]
     stmt = select(Record.id).where(due(batch_pk)).order_by(*order)
-    chunk: list[int] = []
-    for rid in session.scalars(stmt.execution_options(yield_per=10_000)):
-        chunk.append(rid)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    # Core rows through the session's connection: the ORM's result machinery cost more than
+    # the scan (profiled at 1,000,000 rows).
+    found = session.connection().execute(stmt.execution_options(yield_per=10_000))
+    for chunk in found.scalars().partitions(size):
+        yield list(chunk)
 
 
 def _chunk_rows(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Any]:
@@ -229,14 +226,16 @@ def _chunk_rows(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Any
     ]
 
 
-# SQLite: the ids as one JSON parameter (one bound value instead of one per row) and the
-# driver's plain tuples. NOT INDEXED keeps the lookup on the primary key: with the
-# unverified terms in the WHERE clause SQLite would otherwise pick the partial index and scan
-# every unverified row of the batch for each chunk (quadratic over a batch).
+# SQLite: the ids as one JSON parameter (one bound value instead of one per row), read in
+# the chunk's order (the CROSS JOIN keeps json_each the outer loop), as the driver's plain
+# tuples. The rows are looked up by primary key: with the unverified terms in the WHERE
+# clause SQLite would otherwise pick the partial index and scan every unverified row of the
+# batch for each chunk (quadratic over a batch).
 _SQLITE_CLAIM = (
-    "SELECT id, seq, coalesce(normalized, value), key_hash, attempts FROM records NOT INDEXED"
-    " WHERE id IN (SELECT value FROM json_each(?)) AND batch_pk = ? AND kind = 'valid'"
-    " AND verdict IS NULL AND (retry_at IS NULL OR retry_at <= ?)"
+    "SELECT r.id, r.seq, coalesce(r.normalized, r.value), r.key_hash, r.attempts"
+    " FROM json_each(?) AS j CROSS JOIN records AS r NOT INDEXED ON r.id = j.value"
+    " WHERE r.batch_pk = ? AND r.kind = 'valid' AND r.verdict IS NULL"
+    " AND (r.retry_at IS NULL OR r.retry_at <= ?)"
 )
 
 
@@ -248,13 +247,12 @@ def claim_ids(session: Session, batch_pk: int, ids: Sequence[int]) -> list[Pendi
         found = connection.exec_driver_sql(
             _SQLITE_CLAIM, (orjson.dumps(list(ids)).decode(), batch_pk, now)
         )
-        rows = {row[0]: PendingRecord._make(row) for row in found}
-    else:
-        rows = {
-            row.id: PendingRecord(row.id, row.seq, row[2], cast(bytes, row.key_hash), row.attempts)
-            for row in _chunk_rows(session, batch_pk, ids)
-            if row.retry_at is None or row.retry_at <= now
-        }
+        return list(map(PendingRecord._make, found))
+    rows = {
+        row.id: PendingRecord(row.id, row.seq, row[2], cast(bytes, row.key_hash), row.attempts)
+        for row in _chunk_rows(session, batch_pk, ids)
+        if row.retry_at is None or row.retry_at <= now
+    }
     return [rows[rid] for rid in ids if rid in rows]
 
 
