@@ -5,7 +5,7 @@ remembers, for each distinct value seen, the ``seq`` of its first row. A row who
 fingerprint is found is a *candidate* repeat; a row that finds an empty slot is the first of
 its value. When the probes run out (more distinct values than the table holds) the row is a
 candidate too. Candidates and the remembered first rows of their fingerprints are resolved
-exactly in SQL after the load (``store.records.resolve_repeats``) by primary-key look-ups.
+exactly in SQL after the load (``repository/repeats.py``) by primary-key look-ups.
 
 Why exact: take any value V and its first row R. Either R was stored (then every later row of
 V finds its fingerprint, becomes a candidate and brings R along) or R was a candidate itself

@@ -22,7 +22,7 @@ from .dedupe import DuplicateFinder
 from .params import BatchParameters
 from .parsing import ClassifiedBlock, ParseSpec, classified_blocks
 from .repository import batches as batch_rows
-from .repository import caches, records, row_load
+from .repository import caches, records, repeats, row_load
 from .verification import notify_webhooks
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def publish(
     """Batch-wide steps once every row is loaded: dedupe, caches, price, and the move to
     ``ready_for_verification`` (a compare-and-set on the generation: a second finisher or a
     superseded parse changes nothing)."""
-    counts.duplicate = records.resolve_repeats(
+    counts.duplicate = repeats.resolve(
         session, batch.pk, candidates, keep_duplicates=not params.remove_duplicate
     )
     counts.valid -= counts.duplicate
