@@ -8,9 +8,11 @@
 Phases: upload (POST /v1/batch), parse (to ``ready_for_verification``), launch, verify (to
 ``verification_done``), export JSON, export XLSX; for each the seconds, rows/s and the peak
 RSS of the server and its workers (sampled every 50 ms). ``--load`` then runs ``wrk`` against
-``GET /v1/batch/{uuid}`` while the same server parses another ``--rows`` file and verifies a
-third batch. ``--lab N`` verifies N addresses through the loopback SMTP lab of
-``bench/email_smtp.py`` (20 ms replies) and reports the runner's throughput next to one
+``GET /v1/batch/{uuid}`` at 10 and 50 connections, idle and then while the same server
+parses another ``--rows`` file (a fresh one per run) and verifies a third batch; each run
+reports requests/s, p50/p90/p99, the load average and the server's CPU per answer.
+``--lab N`` verifies N addresses through the loopback SMTP lab of ``bench/email_smtp.py``
+(20 ms replies) and reports the runner's throughput next to one
 ``verify_many`` call on the whole list, in the same run.
 """
 
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import re
 import shutil
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "src")]
@@ -155,12 +159,16 @@ def lifecycle(server: LiveServer, key: str, path: Path, rows: int, work: Path) -
     }
 
 
-def wrk_run(url: str, key: str, seconds: int, connections: int) -> dict[str, Any]:
-    """``wrk --latency``: requests/s and the latency percentiles it prints."""
+def wrk_run(url: str, key: str, seconds: int, connections: int, pid: int) -> dict[str, Any]:
+    """``wrk --latency``: requests/s, the latency percentiles it prints, the load average
+    before and after, and the server process's CPU per answer (all its threads: under load
+    that includes the jobs' work)."""
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
     if shutil.which("wrk") is None:
         return {"error": "wrk is not installed (apt-get install wrk)"}
+    server = psutil.Process(pid)
+    cpu_before, load_before = sum(server.cpu_times()[:2]), os.getloadavg()[0]
     done = subprocess.run(
         [
             "wrk",
@@ -176,8 +184,9 @@ def wrk_run(url: str, key: str, seconds: int, connections: int) -> dict[str, Any
         text=True,
         check=False,
     )
+    cpu = sum(server.cpu_times()[:2]) - cpu_before
     out = done.stdout
-    figures: dict[str, Any] = {"raw": out}
+    figures: dict[str, Any] = {"connections": connections, "raw": out}
     if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
         figures["requests_per_s"] = float(m.group(1))
     for pct in ("50%", "90%", "99%"):
@@ -186,27 +195,44 @@ def wrk_run(url: str, key: str, seconds: int, connections: int) -> dict[str, Any
             figures[f"p{pct[:-1]}_ms"] = round(value, 2)
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         figures["non_2xx"] = int(m.group(1))
+    if m := re.search(r"(\d+) requests in", out):
+        figures["server_cpu_ms_per_request"] = round(cpu * 1000 / max(int(m.group(1)), 1), 3)
+    figures["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return figures
 
 
+LOAD_CONNECTIONS = (10, 50)
+
+
 def load_run(server: LiveServer, key: str, path: Path, status_uuid: str, seconds: int) -> dict:
-    """wrk on the status endpoint while the server parses ``path`` and verifies a batch."""
+    """wrk on the status endpoint, idle, then while the server parses ``path`` and verifies
+    another batch. Each connection count gets its own fresh parse (the first run would
+    otherwise have the whole parse to itself); the statuses at the end of each run say
+    whether the parse and the verification were still going."""
+    assert server.process is not None
+    pid = server.process.pid
     client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=3600)
-    idle = wrk_run(f"{server.base_url}/v1/batch/{status_uuid}", key, seconds, 50)
+    url = f"{server.base_url}/v1/batch/{status_uuid}"
+    report: dict[str, Any] = {
+        "idle": [wrk_run(url, key, seconds, c, pid) for c in LOAD_CONNECTIONS],
+        "under_load": [],
+    }
     verifying = upload(client, path, "bench verify")
     wait_for(client, verifying, "ready_for_verification")
     client.post(f"/v1/batch/{verifying}")
-    parsing = upload(client, path, "bench parse")
-    busy = wrk_run(f"{server.base_url}/v1/batch/{status_uuid}", key, seconds, 50)
-    during = {
-        "parsing": client.get(f"/v1/batch/{parsing}").json()["status"],
-        "verifying": client.get(f"/v1/batch/{verifying}").json()["status"],
-    }
-    for batch in (parsing, verifying):
-        wait_for(
-            client, batch, "ready_for_verification" if batch == parsing else "verification_done"
-        )
-    return {"idle": idle, "under_load": busy, "statuses_at_end_of_load": during}
+    for connections in LOAD_CONNECTIONS:
+        started = time.perf_counter()
+        parsing = upload(client, path, "bench parse")
+        run = wrk_run(url, key, seconds, connections, pid)
+        run["at_end"] = {
+            "parsing": client.get(f"/v1/batch/{parsing}").json()["status"],
+            "verifying": client.get(f"/v1/batch/{verifying}").json()["status"],
+        }
+        wait_for(client, parsing, "ready_for_verification")
+        run["parse_seconds"] = round(time.perf_counter() - started, 1)
+        report["under_load"].append(run)
+    wait_for(client, verifying, "verification_done")
+    return report
 
 
 def lab_run(rows: int, work: Path, tuning: dict[str, str]) -> dict[str, Any]:
@@ -305,10 +331,9 @@ def main() -> None:
                 server.stop()
         if args.lab:
             report["lab"] = lab_run(args.lab, work, tuning)
-    for section in ("load",):
-        for run in report.get(section, {}).values():
-            if isinstance(run, dict):
-                run.pop("raw", None)
+    for runs in report.get("load", {}).values():
+        for run in runs:
+            run.pop("raw", None)
     print(json.dumps(report, indent=2))
 
 
