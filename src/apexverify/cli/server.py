@@ -18,6 +18,7 @@ and the options of ``apexverify serve`` (worker processes, proxy headers).
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,15 @@ class ServeOptions:
     log_format: str = "text"
 
 
+# The GIL switch interval of a process that serves and runs the jobs (CPython's default is
+# 5 ms): how long the event loop may wait for the GIL back from a busy job thread (a parse's
+# loader, a chunk's writer) each time it gave it up, on a socket write, a SQLite step or
+# os.urandom. A status answer gives it up several times. Under a 1M parse plus a verification
+# 1 ms about halved the p90/p99 of the status endpoint (docs/benchmarks.md, "The status
+# endpoint under load"); 0.5 ms measured no better.
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
 def serve(services: Services, options: ServeOptions) -> None:
     """Serve until stopped: the app over ``services`` in this process, or ``options.workers``
     uvicorn worker processes that each build their own (scale-out mode only: the caller
@@ -139,6 +149,9 @@ def serve(services: Services, options: ServeOptions) -> None:
     }
     if options.workers == 1:
         from ..app import create_app
+
+        if not services.queue.distributed:
+            sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
         timeout = services.settings.header_timeout_seconds
         app = create_app(services=services)
