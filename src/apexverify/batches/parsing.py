@@ -171,7 +171,7 @@ def classify(spec: ParseSpec, chunk: list[tuple[int, str]]) -> list[Row]:
 
 
 _POOL: ProcessPoolExecutor | None = None
-_AHEAD = 3
+_AHEAD = 2
 
 
 def pool_size(configured: int) -> int:
@@ -263,8 +263,8 @@ def classified_blocks(
     pool = _pool(workers)
     pending = []
     # Workers read their own ranges of the file; a bounded number of ranges is in flight so
-    # memory stays flat on huge files (three per worker: they keep classifying while the
-    # loader commits a transaction).
+    # memory stays flat on huge files (two per worker; the load runs on its own thread, so
+    # the results are taken while it commits).
     for start, end, first_seq in ranges:
         pending.append(pool.submit(classify_range, spec, path, start, end, first_seq))
         if len(pending) >= workers * _AHEAD:
