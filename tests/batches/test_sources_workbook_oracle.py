@@ -361,8 +361,15 @@ CORPUS: dict[str, tuple[str, Callable[[Path], None]]] = {
 }
 
 
+@pytest.fixture(params=["fast", "callbacks"])
+def xlsx_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both XLSX sheet parsers: the strict pattern (with its fallback) and the callbacks."""
+    monkeypatch.setattr(xlsx_stream, "FAST", request.param == "fast")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_the_streamed_rows_are_calamines(tmp_path: Path, name: str) -> None:
+def test_the_streamed_rows_are_calamines(tmp_path: Path, name: str, xlsx_parser: str) -> None:
     fmt, write = CORPUS[name]
     path = tmp_path / f"{name}.{fmt}"
     write(path)
@@ -422,3 +429,72 @@ def test_what_the_corpus_holds(tmp_path: Path) -> None:
         ["", "formula text", "", "a&b<c>", "TRUE"],
         ["0", "9007199254740992.0", "0.1"],  # past 2**53: not an integer
     ]
+
+
+def _no_callbacks(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("the fast path handed over to the callbacks")
+
+
+@pytest.mark.parametrize("name", ["xlsxwriter", "rustpy_xlsxwriter", "openpyxl"])
+def test_the_fast_path_reads_the_common_writers_alone(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fmt, write = CORPUS[name]
+    path = tmp_path / f"{name}.{fmt}"
+    write(path)
+    expected = streamed_rows(path, fmt)
+    monkeypatch.setattr(xlsx_stream, "_callback_rows", _no_callbacks)
+    assert streamed_rows(path, fmt) == expected
+
+
+def long_sheet(path: Path, odd_row: str) -> None:
+    """9,000 plain rows (several chunks of the fast path), then ``odd_row`` (a form the
+    pattern does not take), then 3,000 more plain rows and a gap."""
+
+    def plain(number: int) -> str:
+        return (
+            f'<row r="{number}"><c r="A{number}" t="inlineStr"><is><t>user{number}@example.com'
+            f'</t></is></c><c r="B{number}"><v>{number}.0</v></c>'
+            f'<c r="C{number}" t="str"><f>A1</f><v>x &amp; y&#10;z</v></c></row>'
+        )
+
+    rows = "".join(plain(n) for n in range(1, 9001)) + odd_row
+    rows += "".join(plain(n) for n in range(9002, 12001)) + plain(12005)
+    sheet = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="{MAIN}">'
+        f'<dimension ref="A1:D12005"/><sheetData>{rows}</sheetData>'
+        '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        "</worksheet>"
+    )
+    path.write_bytes(_xlsx_package(sheet))
+
+
+ODD_ROWS = {
+    "rich_inline": '<row r="9001"><c r="A9001" t="inlineStr"><is><r><t>ri</t></r><r><t>ch</t></r></is></c></row>',
+    "whitespace": '<row r="9001">\n  <c r="A9001"><v>1</v></c>\n</row>',
+    "comment": '<!-- <row r="9001"><c r="A9001"><v>666</v></c></row> --><row r="9001"><c r="D9001"><v>2</v></c></row>',
+    "cdata": '<row r="9001"><c r="A9001" t="str"><v><![CDATA[<b>&]]></v></c></row>',
+    "attribute_order": '<row spans="1:3" r="9001"><c t="b" r="B9001"><v>1</v></c></row>',
+    "no_refs": "<row><c><v>3</v></c><c/><c><v>4</v></c></row>",
+    "carriage_return": '<row r="9001"><c r="A9001" t="str"><v>a\r\nb\rc&#13;d</v></c></row>',
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_ROWS))
+def test_the_fast_path_hands_over_mid_sheet(
+    tmp_path: Path, odd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the pattern does not take, after several chunks it did: the callbacks carry on
+    from there, and the rows are the same as the callbacks' alone, and calamine's."""
+    path = tmp_path / f"{odd}.xlsx"
+    long_sheet(path, ODD_ROWS[odd])
+    fast = streamed_rows(path, "xlsx")
+    monkeypatch.setattr(xlsx_stream, "FAST", False)
+    assert streamed_rows(path, "xlsx") == fast
+    if odd == "cdata":  # calamine read a CDATA section as nothing; it is text in XML
+        assert fast[1][9000] == ["<b>&"]
+    else:
+        assert calamine_rows(path)[1] == fast[1]
+    assert len(fast[1]) == 12005
+    assert fast[1][0] == ["user1@example.com", "1", "x & y\nz"]
+    assert fast[1][12001:12004] == [[], [], []]
