@@ -2,7 +2,7 @@
 (``xlsx_stream``, ``ods_stream``) parse its XML here, not in a server or worker process.
 
 Why a child, now that the readers hold one chunk of XML and one row at a time: the parse of
-a big sheet is CPU-bound Python (about 12 s of CPU for a million rows), which here runs
+a big sheet is CPU-bound Python (about 10 s of CPU for a million rows), which here runs
 beside the server's event loop, not under its GIL; and as defence in depth, the child runs
 under an address-space limit (:data:`MEMORY_LIMIT`), so a reader bug or a hostile file that
 finds a way to grow memory ends this process only, and the parent reports a ``ParseError``.

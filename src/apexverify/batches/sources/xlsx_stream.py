@@ -4,6 +4,8 @@ The package is navigated as Excel does: ``xl/workbook.xml`` lists the sheets (th
 is read, whatever its part is called), ``xl/_rels/workbook.xml.rels`` names its part, and
 ``xl/styles.xml`` says which cell styles are dates. The sheet's XML is then parsed as it
 inflates (``xml_stream``); shared strings live in temporary files (``shared_strings``).
+Two parsers read the sheet (``_rows``): a fast path for the forms the common writers use,
+and pyexpat callbacks for any well-formed sheet, which take over where the fast path stops.
 
 Rows come out as :func:`cells.cell_text` gave python-calamine's values (``123`` for a whole
 number, ISO 8601 dates, ``TRUE``/``FALSE``, an error cell empty), with two exceptions:
