@@ -473,6 +473,8 @@ ODD_ROWS = {
     "rich_inline": '<row r="9001"><c r="A9001" t="inlineStr"><is><r><t>ri</t></r><r><t>ch</t></r></is></c></row>',
     "whitespace": '<row r="9001">\n  <c r="A9001"><v>1</v></c>\n</row>',
     "comment": '<!-- <row r="9001"><c r="A9001"><v>666</v></c></row> --><row r="9001"><c r="D9001"><v>2</v></c></row>',
+    "comment_cut": '<!-- x </row> <row r="9001"><c r="A9001"><v>666</v></c></row> y --><row r="9001"><c r="D9001"><v>2</v></c></row>',
+    "instruction": '<?pi </row><row r="9001"><c r="A9001"><v>666</v></c></row> ?><row r="9001"><c r="D9001"><v>2</v></c></row>',
     "cdata": '<row r="9001"><c r="A9001" t="str"><v><![CDATA[<b>&]]></v></c></row>',
     "attribute_order": '<row spans="1:3" r="9001"><c t="b" r="B9001"><v>1</v></c></row>',
     "no_refs": "<row><c><v>3</v></c><c/><c><v>4</v></c></row>",

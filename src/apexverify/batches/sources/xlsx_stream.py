@@ -486,16 +486,18 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
             segment, buffer = buffer[:cut], buffer[cut:]
             begin_at = row_start.search(segment)
             begin = begin_at.start() if begin_at else len(segment)
-            rows = body = None
-            if begin_at is not None:
-                body = segment[begin:]
-                # A comment, CDATA or processing instruction could hide or fake a row from
-                # the pattern: such a sheet is the callbacks' (and so is one whose rows the
-                # pattern finds inside its opening elements).
-                tricky = b"<!" in body or b"<?" in body or (first and b"<!" in segment[:begin])
-                if not tricky:
+            # A comment, CDATA section or processing instruction could hide or fake a row
+            # from the pattern (and a cut at a "</row>" inside one would not be between
+            # rows): from such a segment on, the sheet is the callbacks'. The first
+            # segment's XML declaration is the one "<?" allowed.
+            tricky = b"<!" in segment or b"<?" in (segment[begin:] if first else segment)
+            rows: tuple[list[Row], int, int] | None = None
+            if not tricky:
+                if begin_at is None:
+                    rows = ([], number, pending)
+                else:
                     rows = _fast_segment(
-                        body.decode("utf-8", "surrogatepass"),
+                        segment[begin:].decode("utf-8", "surrogatepass"),
                         token,
                         convert,
                         columns,
@@ -503,14 +505,10 @@ def _rows(stream: IO[bytes], book: _Book, strings: SharedStrings) -> Iterator[Ro
                         pending,
                         part,
                     )
-            elif b"<!" in segment and not first:
-                rows = None
-                body = segment
-            else:
-                rows = ([], number, pending)
-            if rows is None:  # not the common form: the callbacks from here
-                assert body is not None
-                restart = segment + buffer if first else resume + body + buffer
+            if rows is None:  # not the common form: the callbacks from this segment on
+                # Every earlier segment ended at a real "</row>" (they held no "<!" or
+                # "<?"), so this one starts between rows, inside <sheetData>.
+                restart = segment + buffer if first else resume + segment + buffer
                 yield from _callback_rows(stream, convert, part, prefix, restart, number, pending)
                 return
             found, number, pending = rows
