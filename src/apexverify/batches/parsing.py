@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from operator import itemgetter
 from pathlib import Path
 
-from ..store.models import RecordKind
+from ..store.kinds import RecordKind
 from ..verify.base import RecordType, syntax_error_result
 from .hashing import value_keyer
 from .values import normalizer

@@ -10,6 +10,7 @@ directly. Client commands (``verify``, ``batches``, ``credits`` without a subcom
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import os
 import sys
 from collections.abc import Sequence
@@ -38,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _light_main_module() -> None:
+    """Let child processes started by multiprocessing skip importing this process's main.
+
+    With forkserver or spawn (the parse pool, ``batches/parsing.py``) every child imports the
+    parent's main module, unless that names itself a package's ``__main__``. The console
+    script has no spec, so each parse worker imported it, and with it the whole CLI and web
+    app: 95 MB of RSS per idle worker instead of about 45 MB (measured), which pushed a 1M-row
+    batch past its memory budget (docs/benchmarks.md). A spec named ``*.__main__`` makes the
+    children skip it (``multiprocessing.spawn._fixup_main_from_name``); nothing in the children
+    needs it, as they run functions of importable modules."""
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and getattr(main_module, "__spec__", None) is None:
+        main_module.__spec__ = importlib.machinery.ModuleSpec("apexverify.cli.__main__", None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _light_main_module()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.env_file:

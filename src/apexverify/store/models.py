@@ -4,7 +4,6 @@ the never-negative check are exact integer arithmetic inside one SQL statement."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -25,14 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-class RecordKind(StrEnum):
-    """What a line of an upload is: a valid-format first occurrence (verified), a line that
-    is not a valid value, or a later occurrence of a value already in the batch."""
-
-    VALID = "valid"
-    WRONG = "wrong"
-    DUPLICATE = "duplicate"
+# Re-exported for the models' users; defined apart so that the parse workers need no SQLAlchemy.
+from .kinds import RecordKind as RecordKind
 
 
 def utcnow() -> datetime:
