@@ -64,6 +64,31 @@ async def test_rcpt_per_connection_limit_opens_more_connections() -> None:
         assert verifier.stats.rcpt_commands == 9
 
 
+async def test_a_domains_recipients_are_split_evenly_over_its_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A domain is done when its busiest connection is: 9 recipients (with the catch-all
+    # probe) at up to 4 per transaction need 3 connections, and carry 3 each, not 4 + 4 + 1.
+    async with email_lab(latency=0.005) as lab:
+        verifier = EmailVerifier(lab.settings(smtp_rcpt_per_connection=4))
+        sizes: list[int] = []
+        real = verifier._prober.transact
+
+        async def recording(
+            connection: ProbeConnection, batch: list[str], result: SessionResult, gate: RcptGate
+        ) -> None:
+            sizes.append(len(batch))
+            await real(connection, batch, result, gate)
+
+        monkeypatch.setattr(verifier._prober, "transact", recording)
+        addresses = [f"user{i}@{lab.domains.rejects}" for i in range(8)]
+        results = await verifier.verify_many([VerifyItem(a) for a in addresses], VerifyContext())
+        assert sorted(sizes) == [3, 3, 3]
+        assert verifier.stats.connections_opened == 3  # as many as before: no extra load
+        assert all(isinstance(r, EmailResult) for r in results)
+        await verifier.aclose()
+
+
 async def test_too_many_recipients_continues_on_a_fresh_connection() -> None:
     async with email_lab() as lab:
         d = lab.domains

@@ -281,6 +281,7 @@ class _TargetRun:
         self.deadline = time.time() + prober.policy.pace_wait
         self.held_from: float | None = None  # earliest time the MX takes held recipients
         self.active = 0  # lanes connecting or connected
+        self.share = 10**6  # recipients per transaction that spread the queue evenly (run)
         settings = prober.settings
         self.configured = min(
             settings.smtp_max_connections_per_mx,
@@ -298,8 +299,14 @@ class _TargetRun:
     async def run(self) -> _Outcome:
         state = await self._seeded()
         size = max(1, min(self.transaction_size, state.rcpt_cap or self.transaction_size))
-        lanes = min(self._concurrency(state), math.ceil(len(self.queue) / size))
-        await asyncio.gather(*(self._lane() for _ in range(max(1, lanes))))
+        lanes = max(1, min(self._concurrency(state), math.ceil(len(self.queue) / size)))
+        # The queue spread evenly over the lanes it needs: 101 recipients at 50 per
+        # transaction go 34 + 34 + 33 on the same three connections, not 50 + 50 + 1. A
+        # domain is done when its busiest connection is, and a chunk when its slowest domain
+        # is: measured with bench/lifecycle.py --lab 50000, a chunk of 20 domains took 1.5 s
+        # instead of 1.9 s (the runner went from 50% to 62% of one call).
+        self.share = math.ceil(len(self.queue) / lanes)
+        await asyncio.gather(*(self._lane() for _ in range(lanes)))
         if self.queue and not self.stopped:
             self._hold_rest(await self.p.limits.get(self.mx))
         return self.outcome
@@ -529,7 +536,7 @@ class _TargetRun:
     def _batch_size(self, state: MxLimitState, use: _Use) -> int:
         if use.rejected >= self.p.policy.max_rejected:
             return 0
-        size = self.transaction_size
+        size = min(self.transaction_size, self.share)
         if state.rcpt_cap is not None:
             size = min(size, state.rcpt_cap - use.answered)
         paced = burst(state, self.p.policy)
