@@ -6,6 +6,9 @@ failed), with the conclusive verdicts its engine decided and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from apexverify.batches import tasks
 from apexverify.batches.repository import batches as batch_rows
 from apexverify.batches.repository import records
 from apexverify.store.models import CachedResult
-from apexverify.verify.base import EngineUnavailable, VerifyItem
+from apexverify.verify.base import EngineUnavailable, Outcome, VerifyItem
 from apexverify.verify.sandbox import BATCH_CHUNKS, SandboxVerifier, sandbox_email, sandbox_phone
 from tests.batches.test_cancel import run_jobs
 from tests.support.fakes import FakeEngines, ScriptedVerifier
@@ -164,3 +167,43 @@ async def test_a_failed_batch_feeds_the_caches_with_what_was_verified(tmp_path: 
         assert len(conclusive) == 6  # rows 0-9, verified before the refusal
         assert _cache(lab) == {(account_id, k): v for k, v in conclusive.items()}
         assert lab.ledger_sum(account_id) == lab.balance(account_id)
+
+
+async def test_sandbox_chunks_run_one_at_a_time_off_the_event_loop(tmp_path: Path) -> None:
+    """Four chunk jobs at once (as the in-process queue runs them): the sandbox's decisions,
+    pure CPU, never overlap and never run on the event loop's thread, whose answers would
+    otherwise wait for them (docs/benchmarks.md, the status endpoint under load)."""
+    sandbox = SandboxVerifier("email")
+    decide = sandbox.decide
+    active, most, threads = 0, 0, set()
+    guard = threading.Lock()
+
+    def watched(values: Sequence[str]) -> list[Outcome]:
+        nonlocal active, most
+        with guard:
+            active += 1
+            most = max(most, active)
+            threads.add(threading.get_ident())
+        time.sleep(0.02)  # widens the window in which a second chunk could overlap
+        try:
+            return decide(values)
+        finally:
+            with guard:
+                active -= 1
+
+    sandbox.decide = watched  # type: ignore[method-assign]
+    async with open_lab(tmp_path, FakeEngines(sandbox), verify_chunk_size=5) as lab:
+        _account_id, key = lab.account(sandbox=True, email=10_000)
+        batch_uuid = await _launch(lab, key, _content(40))
+        await run_jobs(lab.queue, 1)  # the fan-out
+        jobs = [j for j in lab.queue.pending if j.task == tasks.VERIFY_CHUNK]
+        assert len(jobs) == 8
+        for job in jobs:
+            lab.queue.pending.remove(job)
+        await asyncio.gather(*(lab.queue.tasks[j.task](**j.args) for j in jobs))
+        await lab.queue.run_all()
+        status = (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()
+    assert status["status"] == "verification_done"
+    assert most == 1
+    assert threads
+    assert threading.get_ident() not in threads
