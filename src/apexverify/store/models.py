@@ -183,8 +183,8 @@ class Record(Base):
     value: Mapped[str] = mapped_column(Text)
     normalized: Mapped[str | None] = mapped_column(Text, nullable=True)  # NULL: same as value
     key_hash: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
-    # Server defaults let the bulk load of valid rows bind only five columns (see
-    # store/records.py insert_rows): a third faster on SQLite.
+    # Server defaults let the parse's bulk load bind only what differs between rows (see
+    # batches/repository/row_load.py): faster on SQLite.
     kind: Mapped[str] = mapped_column(String(12), server_default="valid")
     included: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # seq of the first occurrence, on duplicate rows; exact_repeat: same text as an earlier row

@@ -11,7 +11,6 @@ import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
-    Connection,
     Table,
     Text,
     bindparam,
@@ -30,51 +29,7 @@ from ...store.db import affected
 from ...store.models import Record, RecordKind
 from .predicates import due, unverified
 
-_INSERT_COLUMNS = (
-    "batch_pk",
-    "seq",
-    "value",
-    "normalized",
-    "key_hash",
-    "kind",
-    "included",
-    "verdict",
-    "result",
-    "attempts",
-    "exact_repeat",
-)
-_VALID_COLUMNS = _INSERT_COLUMNS[:5]
 _TABLE = cast(Table, Record.__table__)
-
-
-def insert_rows(session: Session, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk-insert classified rows ``(seq, value, normalized, key_hash, kind, included,
-    verdict, result_json)``: COPY on PostgreSQL; on SQLite an executemany that binds only five
-    columns for valid rows (the rest are server defaults)."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        _copy_rows(conn, batch_pk, rows)
-        return
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
-    valid = [(batch_pk, *row[:4]) for row in rows if row[4] == RecordKind.VALID]
-    other = [(batch_pk, *row, 0, False) for row in rows if row[4] != RecordKind.VALID]
-    for columns, batch in ((_VALID_COLUMNS, valid), (_INSERT_COLUMNS, other)):
-        if batch:
-            marks = ",".join("?" * len(columns))
-            cursor.executemany(f"INSERT INTO records ({','.join(columns)}) VALUES ({marks})", batch)
-    cursor.close()
-
-
-def _copy_rows(conn: Connection, batch_pk: int, rows: Sequence[tuple[Any, ...]]) -> None:
-    raw: Any = conn.connection.driver_connection  # psycopg 3: cursor().copy()
-    with (
-        raw.cursor() as cur,
-        cur.copy(f"COPY records ({','.join(_INSERT_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row((batch_pk, *row, 0, False))
 
 
 def delete_rows(session: Session, batch_pk: int) -> None:
