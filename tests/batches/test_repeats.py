@@ -1,5 +1,5 @@
 """The exact repeat pass of the parse (``repository/repeats.py``) against the rule written out
-here, and against ``records.resolve_repeats`` (the PostgreSQL path), on the same loaded rows:
+here, and against ``repeats.resolve_portable`` (the PostgreSQL path), on the same loaded rows:
 the same kinds, first occurrences, verbatim-repeat flags, ``included`` and count."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from apexverify.batches.dedupe import DuplicateFinder
 from apexverify.batches.parsing import ParseSpec, classify_block
-from apexverify.batches.repository import records, repeats, row_load
+from apexverify.batches.repository import repeats, row_load
 from tests.batches.test_row_load import _batch_pk
 from tests.support.fast import Lab
 
@@ -79,7 +79,7 @@ async def test_the_repeat_pass_follows_the_rule_and_the_other_path(lab: Lab, kee
     other_pk, _ = await _loaded(lab, lines)
     with lab.services.store.write() as session:
         fast = repeats.resolve(session, fast_pk, candidates, keep_duplicates=keep)
-        other = records.resolve_repeats(session, other_pk, candidates, keep_duplicates=keep)
+        other = repeats.resolve_portable(session, other_pk, candidates, keep_duplicates=keep)
     expected = _expected(lines, keep)
     assert _state(lab, fast_pk) == expected
     assert _state(lab, other_pk) == expected

@@ -36,54 +36,9 @@ def delete_rows(session: Session, batch_pk: int) -> None:
     session.execute(delete(Record).where(Record.batch_pk == batch_pk))
 
 
-def resolve_repeats(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> int:
-    """Exact pass over the rows that may repeat (``seqs``, see ``batches/dedupe.py``): within
-    one (kind, key) the first row stays, later valid rows become duplicates of it, and a row
-    whose text repeats an earlier row verbatim is flagged (one JSON key for both). Returns the
-    number of new duplicates."""
-    if not seqs:
-        return 0
-    conn = session.connection()
-    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_seqs (seq INTEGER)")
-    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
-    marker = "%s" if conn.dialect.name == "postgresql" else "?"
-    conn.exec_driver_sql(
-        f"INSERT INTO dedupe_seqs (seq) VALUES ({marker})", [(seq,) for seq in seqs]
-    )
-    rows = conn.execute(
-        text(
-            "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM dedupe_seqs d"
-            " JOIN records r ON r.batch_pk = :b AND r.seq = d.seq"
-            " ORDER BY r.kind, r.key_hash, r.seq"
-        ),
-        {"b": batch_pk},
-    ).all()
-    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
-    updates = _repeat_updates(rows)
-    if not updates:
-        return 0
-    conn.execute(
-        update(_TABLE)
-        .where(_TABLE.c.id == bindparam("rid"))
-        .values(
-            kind=bindparam("kind"),
-            primary_seq=bindparam("first"),
-            exact_repeat=bindparam("repeat"),
-        ),
-        updates,
-    )
-    dup_ids = [{"rid": u["rid"]} for u in updates if u["kind"] == RecordKind.DUPLICATE]
-    if dup_ids:
-        conn.execute(
-            update(_TABLE).where(_TABLE.c.id == bindparam("rid")).values(included=keep_duplicates),
-            dup_ids,
-        )
-    return len(dup_ids)
-
-
 def repeated_key_seqs(session: Session, batch_pk: int) -> set[int]:
     """The seqs of every row whose key hash occurs more than once in the batch (the input of
-    ``resolve_repeats`` when no in-memory finder saw the rows in order: chunked parses)."""
+    ``repeats.resolve`` when no in-memory finder saw the rows in order: chunked parses)."""
     rows = session.execute(
         text(
             "SELECT r.seq FROM records r JOIN (SELECT key_hash FROM records WHERE batch_pk = :b"
@@ -93,28 +48,6 @@ def repeated_key_seqs(session: Session, batch_pk: int) -> set[int]:
         {"b": batch_pk},
     )
     return {seq for (seq,) in rows}
-
-
-def _repeat_updates(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows sorted by (kind, key, seq) -> updates for every row after the first of a group."""
-    updates: list[dict[str, Any]] = []
-    group: tuple[str, bytes] | None = None
-    first_seq, seen_text = 0, set()
-    for rid, seq, kind, key, value in rows:
-        if (kind, key) != group:
-            group, first_seq, seen_text = (kind, key), seq, {value}
-            continue
-        repeat = value in seen_text
-        seen_text.add(value)
-        updates.append(
-            {
-                "rid": rid,
-                "kind": RecordKind.DUPLICATE if kind == RecordKind.VALID else kind,
-                "first": first_seq,
-                "repeat": repeat,
-            }
-        )
-    return updates
 
 
 def kind_counts(session: Session, batch_pk: int) -> dict[str, int]:

@@ -8,7 +8,9 @@ On SQLite the candidate rows are read with one statement that takes their seqs a
 array (``json_each``) and the updates go through the driver's ``executemany`` with plain
 tuples: SQLAlchemy's per-row parameter processing of the updates and the temporary table of
 seqs were most of the 1.5 s this pass took on a million-row file with 3% duplicates
-(profiled). PostgreSQL keeps ``records.resolve_repeats``, the same rule.
+(profiled). Other databases go through SQLAlchemy (:func:`resolve_portable`, the seqs in a
+temporary table: PostgreSQL takes at most 65,535 bound values a statement); both apply the
+one rule of :func:`_updates`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ...store.models import RecordKind
-from . import records
 
 _CANDIDATES = (
     "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM records r"
@@ -33,6 +35,14 @@ _UPDATE_DUPLICATE = (
     "UPDATE records SET kind = ?, primary_seq = ?, exact_repeat = ?, included = ? WHERE id = ?"
 )
 
+_UPDATE_REPEAT_NAMED = (
+    "UPDATE records SET kind = :kind, primary_seq = :first, exact_repeat = :repeat WHERE id = :rid"
+)
+_UPDATE_DUPLICATE_NAMED = (
+    "UPDATE records SET kind = :kind, primary_seq = :first, exact_repeat = :repeat,"
+    " included = :included WHERE id = :rid"
+)
+
 
 def resolve(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> int:
     """Resolve the candidate rows ``seqs``; returns the number of new duplicates."""
@@ -40,7 +50,7 @@ def resolve(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bo
         return 0
     conn = session.connection()
     if conn.dialect.name != "sqlite":
-        return records.resolve_repeats(session, batch_pk, seqs, keep_duplicates)
+        return resolve_portable(session, batch_pk, seqs, keep_duplicates)
     driver = conn.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     cursor = driver.cursor()
@@ -53,6 +63,40 @@ def resolve(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bo
             cursor.executemany(_UPDATE_DUPLICATE, duplicates)
     finally:
         cursor.close()
+    return len(duplicates)
+
+
+def resolve_portable(session: Session, batch_pk: int, seqs: set[int], keep_duplicates: bool) -> int:
+    """:func:`resolve` through SQLAlchemy, for any database (PostgreSQL's path)."""
+    if not seqs:
+        return 0
+    conn = session.connection()
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS dedupe_seqs (seq INTEGER)")
+    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
+    conn.execute(text("INSERT INTO dedupe_seqs (seq) VALUES (:seq)"), [{"seq": s} for s in seqs])
+    rows = conn.execute(
+        text(
+            "SELECT r.id, r.seq, r.kind, r.key_hash, r.value FROM dedupe_seqs d"
+            " JOIN records r ON r.batch_pk = :b AND r.seq = d.seq"
+            " ORDER BY r.kind, r.key_hash, r.seq"
+        ),
+        {"b": batch_pk},
+    ).all()
+    conn.exec_driver_sql("DELETE FROM dedupe_seqs")
+    repeats, duplicates = _updates(rows, keep_duplicates)
+    if repeats:
+        conn.execute(
+            text(_UPDATE_REPEAT_NAMED),
+            [{"kind": k, "first": f, "repeat": r, "rid": i} for k, f, r, i in repeats],
+        )
+    if duplicates:
+        conn.execute(
+            text(_UPDATE_DUPLICATE_NAMED),
+            [
+                {"kind": k, "first": f, "repeat": r, "included": inc, "rid": i}
+                for k, f, r, inc, i in duplicates
+            ],
+        )
     return len(duplicates)
 
 
