@@ -6,6 +6,7 @@ the same webhook-id, and the endpoints managed from the dashboard."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -52,7 +53,15 @@ def test_a_batch_lifecycle_is_signed_and_delivered(server: LiveServer) -> None:
     for request in got:
         assert verify(secret, request.headers, request.body)
         Webhook(secret).verify(request.body, request.headers)
-    log = api.client.get(f"/v1/webhooks/{created.json()['id']}/deliveries").json()
+    # The server records a delivery once the receiver's answer is back, a moment after the
+    # receiver saw the request: wait for the log to settle before reading it.
+    deadline = time.monotonic() + 30
+    while True:
+        log = api.client.get(f"/v1/webhooks/{created.json()['id']}/deliveries").json()
+        settled = all(d["status"] != "pending" for d in log["deliveries"])
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert [(d["event"], d["status"]) for d in log["deliveries"]] == [
         ("batch.verification_done", "delivered"),
         ("batch.ready_for_verification", "delivered"),
