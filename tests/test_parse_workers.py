@@ -1,6 +1,9 @@
-"""The parse workers of a real ``apexverify serve`` hold the parse's code only: started by
-forkserver, they would otherwise import the console script's main module, and with it the
-whole CLI and web app (95 MB of RSS per idle worker instead of about 30 MB)."""
+"""The processes of a real ``apexverify serve`` beside it hold only what they run.
+
+Started by forkserver, a child would otherwise import the console script's main module, and
+with it the whole CLI and web app (95 MB of RSS per idle parse worker instead of about 30).
+The server starts one job process (parses and sandbox chunks run there: jobs/process_host.py),
+and the job process starts the parse workers."""
 
 from __future__ import annotations
 
@@ -15,25 +18,40 @@ def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def _parse_workers(server_pid: int) -> list[psutil.Process]:
-    """The pool's workers: the children of the forkserver the server started."""
-    workers = []
-    for child in psutil.Process(server_pid).children():
+def _forked(pid: int) -> list[psutil.Process]:
+    """The processes started for ``pid``: the children of the forkserver it started."""
+    started = []
+    for child in psutil.Process(pid).children():
         if "forkserver" in " ".join(child.cmdline()):
-            workers += child.children()
-    return workers
+            started += child.children()
+    return started
 
 
-def test_parse_workers_do_not_load_the_web_app(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_job_process_and_the_parse_workers_do_not_load_the_web_app(make_server) -> None:  # type: ignore[no-untyped-def]
     server = make_server(APEXVERIFY_PARSE_WORKERS="2")
     assert server.process is not None
-    # The web app's own compiled module: in the server, as a control for the check below.
+    # The web server's compiled modules: in the server, as a control for the checks below.
+    assert "httptools" in _maps(server.process.pid)
     assert "pydantic_core" in _maps(server.process.pid)
     # A parse big enough for the pool (over 1 MB): its workers have run their first range,
     # so they are past their start-up imports.
     api = Api(server.base_url, server.create_account()[0])
     api.ready("\n".join(f"user{i}@example{i % 97}.com" for i in range(60_000)))
-    workers = _parse_workers(server.process.pid)
+    hosts = _forked(server.process.pid)
+    assert len(hosts) == 1, [h.cmdline() for h in hosts]
+    assert "httptools" not in _maps(hosts[0].pid)
+    workers = _forked(hosts[0].pid)
+    assert len(workers) == 2
+    for worker in workers:
+        assert "pydantic_core" not in _maps(worker.pid), worker.cmdline()
+
+
+def test_without_the_job_process_the_server_starts_the_parse_workers(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(APEXVERIFY_PARSE_WORKERS="2", APEXVERIFY_JOB_PROCESS="false")
+    assert server.process is not None
+    api = Api(server.base_url, server.create_account()[0])
+    api.ready("\n".join(f"user{i}@example{i % 97}.com" for i in range(60_000)))
+    workers = _forked(server.process.pid)
     assert len(workers) == 2
     for worker in workers:
         assert "pydantic_core" not in _maps(worker.pid), worker.cmdline()

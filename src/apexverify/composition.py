@@ -13,20 +13,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
-from . import metrics
+from . import logs, metrics
 from .batches import tasks
 from .batches.context import Services
 from .batches.hashing import load_secret
 from .batches.parsing import shutdown_pool, warm_pool
 from .batches.retry import RetryPolicy
 from .jobs.base import JobQueue
+from .jobs.process_host import ProcessHost
 from .jobs.select import make_queue, prepare_schema
 from .settings import Settings
 from .storage import make_storage, sweep_leftovers
 from .store.db import Store
 from .store.migrate import upgrade
-from .verify.base import HealthReporter, VerifierFactory
+from .verify.base import HealthReporter, RecordType, Verifier, VerifierFactory
 from .verify.registry import EngineFactory
 
 
@@ -56,6 +58,52 @@ def build_services(
     )
 
 
+def with_job_process(services: Services) -> None:
+    """``apexverify serve`` in embedded mode: the CPU-heavy job bodies (parses, sandbox
+    chunks) run in a process of their own, so they never hold the event loop's GIL
+    (``jobs/process_host.py``). Off with ``APEXVERIFY_JOB_PROCESS=false``, and when jobs
+    run in ``apexverify worker`` processes anyway."""
+    if services.queue.distributed or not services.settings.job_process:
+        return
+    factory = partial(_hosted_services, services.settings, services.secret, services.retry)
+    services.host = ProcessHost("job", factory, services.queue, _release_hosted)
+
+
+class _NoEngines:
+    """A job process builds no engine: bodies that need one receive it as an argument."""
+
+    def build(self, record_type: RecordType, *, sandbox: bool) -> Verifier:
+        raise RuntimeError("engines are built in the server process, not in a job process")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _hosted_services(
+    settings: Settings, secret: bytes, retry: RetryPolicy, queue: JobQueue
+) -> Services:
+    """The services of a job process (``ProcessHost`` calls this once in it): its own
+    database engine and storage over the server's settings; its queue records what the
+    bodies defer for the server to enqueue."""
+    logs.configure(settings.log_level, settings.log_format)
+    warm_pool(settings.parse_workers)  # its parse workers, ahead of the first large upload
+    return Services(
+        settings=settings,
+        store=Store(settings.database_url),
+        queue=queue,
+        secret=secret,
+        storage=make_storage(settings),
+        engines=_NoEngines(),
+        retry=retry,
+    )
+
+
+def _release_hosted(services: Services) -> None:
+    """After each body in the job process: close its idle database connections, and with
+    them their page caches (16 MiB each once a big parse went through)."""
+    services.store.engine.dispose()
+
+
 def prepare_database(services: Services) -> None:
     """Migrate the schema, and procrastinate's when scaled out (idempotent)."""
     upgrade(services.store)
@@ -71,18 +119,25 @@ async def running(services: Services, *, parse_pool: bool = True) -> AsyncIterat
     await asyncio.to_thread(sweep_leftovers, services.settings)
     periodic = tasks.register(services)
     await services.queue.start(periodic)
-    # Warm the parse workers in the background; the server is usable meanwhile.
-    warming = (
-        asyncio.get_running_loop().run_in_executor(None, warm_pool, services.settings.parse_workers)
-        if parse_pool
-        else None
-    )
+    # Warm the parse workers (or the job process, which starts its own) in the background;
+    # the server is usable meanwhile.
+    host = services.host
+    loop = asyncio.get_running_loop()
+    if host is not None:
+        warming: asyncio.Future[object] | None = loop.run_in_executor(None, host.warm)
+    elif parse_pool:
+        warming = loop.run_in_executor(None, warm_pool, services.settings.parse_workers)
+    else:
+        warming = None
     try:
         yield services
     finally:
         await services.queue.stop()
         if warming is not None:
             await warming
+        if host is not None:
+            host.stop()
+        elif warming is not None:
             shutdown_pool()
         await services.engines.aclose()
         services.store.dispose()

@@ -235,6 +235,9 @@ class Settings(BaseSettings):
     verify_chunk_size: PositiveInt = 500
     verify_parallel_chunks: PositiveInt = 4  # embedded mode: chunks of one batch at once
     parse_workers: NonNegativeInt = 0  # 0 = one per core
+    # Embedded ``serve``: parses and sandbox chunks run in a job process beside the server
+    # (jobs/process_host.py), not on its threads.
+    job_process: bool = True
     parse_chunk_bytes: PositiveInt = 8 * 1024 * 1024  # scale-out: larger uploads parse in chunks
     sandbox_latency_ms: NonNegativeInt = 0
     max_verify_attempts: Annotated[int, Field(ge=1)] = 3

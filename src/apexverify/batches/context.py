@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..jobs.base import JobQueue
+from ..jobs.process_host import ProcessHost
 from ..settings import Settings
 from ..storage import UploadStorage
 from ..store.db import Store
@@ -23,3 +24,7 @@ class Services:
     storage: UploadStorage
     engines: VerifierFactory
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Set by ``apexverify serve`` (embedded mode): the process where CPU-heavy job bodies run
+    # (a parse, a sandbox chunk: ``jobs/process_host.py``); None: in this process, on a
+    # thread (tests, ``apexverify worker``, the CLI).
+    host: ProcessHost[Services] | None = None

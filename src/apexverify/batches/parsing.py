@@ -8,12 +8,8 @@ pool over all cores.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import threading
-import time
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -22,6 +18,7 @@ from multiprocessing import get_context
 from operator import itemgetter
 from pathlib import Path
 
+from ..jobs.orphans import exit_with
 from ..store.kinds import RecordKind
 from ..verify.base import RecordType, syntax_error_result
 from .hashing import value_keyer
@@ -181,43 +178,6 @@ def pool_size(configured: int) -> int:
     return configured or os.cpu_count() or 1
 
 
-def _watch_server(server_pid: int) -> None:
-    """Pool worker initializer: end this worker, and the forkserver it came from, once the
-    server is gone. After a ``kill -9`` of the server neither exits by itself (the
-    forkserver outlives its parent), and each would hold ~80 MB forever."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(_WATCH_SECONDS)
-            if _gone(server_pid):
-                forkserver = os.getppid()
-                if forkserver not in (1, server_pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(forkserver, signal.SIGKILL)
-                os._exit(1)
-
-    threading.Thread(target=watch, name="server-watch", daemon=True).start()
-
-
-_WATCH_SECONDS = 1.0
-
-
-def _gone(pid: int) -> bool:
-    """Has ``pid`` exited? A killed server that its own parent has not reaped yet is a
-    zombie: gone, although signals still reach it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc (not Linux): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat.rpartition(")")[2].split()[0] == "Z"
-
-
 def _pool(workers: int) -> Executor:
     global _POOL
     if _POOL is None:
@@ -225,7 +185,7 @@ def _pool(workers: int) -> Executor:
         _POOL = ProcessPoolExecutor(
             workers,
             mp_context=get_context("forkserver"),
-            initializer=_watch_server,
+            initializer=exit_with,
             initargs=(os.getpid(),),
         )
     return _POOL

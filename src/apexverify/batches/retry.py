@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from ..jobs.process_host import HostLost
 from ..verify.base import EngineUnavailable
 
 
@@ -32,8 +33,9 @@ class RetryPolicy:
 
 
 def parse_failure_may_pass(exc: BaseException) -> bool:
-    """A parse fails for good on its input; only the database can blip."""
-    return isinstance(exc, OperationalError) or (
+    """A parse fails for good on its input; only the database can blip, or the process
+    running the parse die (a restart of the server would redo it too)."""
+    return isinstance(exc, OperationalError | HostLost) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -127,7 +127,18 @@ async def parse_batch(
         else:
             parse.parse_whole(services, batch_uuid, generation)
 
-    await _guarded_parse(services, batch_uuid, generation, attempt, work)
+    host = services.host
+    if host is None:
+        await _guarded_parse(
+            services, batch_uuid, generation, attempt, lambda: asyncio.to_thread(work)
+        )
+        return
+
+    # Embedded server (never distributed): the whole parse in the job process.
+    def hosted() -> Awaitable[None]:
+        return host.run(parse.parse_whole, batch_uuid, generation)
+
+    await _guarded_parse(services, batch_uuid, generation, attempt, hosted)
 
 
 async def parse_chunk(
@@ -143,7 +154,7 @@ async def parse_chunk(
         if parse_chunks.load_range(services, batch_uuid, generation, first_seq, start, end):
             parse_chunks.finish(services, batch_uuid, generation)
 
-    await _guarded_parse(services, batch_uuid, generation, attempt, work)
+    await _guarded_parse(services, batch_uuid, generation, attempt, lambda: asyncio.to_thread(work))
 
 
 def _chunk_deferrer(
@@ -167,10 +178,14 @@ def _chunk_deferrer(
 
 
 async def _guarded_parse(
-    services: Services, batch_uuid: str, generation: int, attempt: int, work: Callable[[], None]
+    services: Services,
+    batch_uuid: str,
+    generation: int,
+    attempt: int,
+    work: Callable[[], Awaitable[None]],
 ) -> None:
     try:
-        await asyncio.to_thread(work)
+        await work()
     except parse.Superseded:
         log.info("parse of %s generation %d superseded", batch_uuid, generation)
     except Exception as exc:

@@ -91,7 +91,11 @@ async def verify_chunk(services: Services, run: Run, ids: Sequence[int]) -> int 
     verifier = run.verifier
     if isinstance(verifier, SandboxVerifier) and not verifier.simulates_latency:
         async with _cpu_bound_chunks():
-            return await asyncio.to_thread(_sandbox_chunk, services, run, verifier, ids)
+            if services.host is not None:  # claim to write in the job process
+                written = await services.host.run(_sandbox_chunk, run, verifier, ids)
+            else:
+                written = await asyncio.to_thread(_sandbox_chunk, services, run, verifier, ids)
+        return _note(services, run.batch, written)
     chunk = await asyncio.to_thread(_claim, services, run.batch.pk, ids)
     if not chunk:
         return None
@@ -103,8 +107,9 @@ async def verify_chunk(services: Services, run: Run, ids: Sequence[int]) -> int 
 # Sandbox chunks are pure CPU under the GIL: side by side they are no faster than one at a
 # time (docs/benchmarks.md), and each one beside them takes turns at the GIL from the event
 # loop, whose answers then wait (status p99 under load: 100-170 ms with four at once, about
-# 30 ms with one). So a process runs one at a time, claim to write in one worker thread;
-# the decision of 10,000 values never runs on the loop.
+# 30 ms with one). So a process runs one at a time, claim to write in one call: in the
+# embedded server's job process (``Services.host``), else on a worker thread; the
+# decision of 10,000 values never runs on the loop.
 _CPU_BOUND: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
@@ -121,13 +126,14 @@ def _cpu_bound_chunks() -> asyncio.Lock:
 
 def _sandbox_chunk(
     services: Services, run: Run, verifier: SandboxVerifier, ids: Sequence[int]
-) -> int | None:
-    """The sandbox decides from the values alone: no items built, nothing awaited."""
+) -> Written | None:
+    """The sandbox decides from the values alone: no items built, nothing awaited. Runs in
+    a job process or on a worker thread; its caller notes the result (:func:`_note`)."""
     chunk = _claim(services, run.batch.pk, ids)
     if not chunk:
         return None
     outcomes = verifier.decide([r.normalized for r in chunk])
-    return store(services, run, chunk, outcomes)
+    return write(services, run, chunk, outcomes)
 
 
 def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[records.PendingRecord]:
@@ -135,12 +141,46 @@ def _claim(services: Services, batch_pk: int, ids: Sequence[int]) -> list[record
         return records.claim_ids(session, batch_pk, ids)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What writing a chunk did, for the process that runs the batch to log and count (the
+    write may have run in a job process, whose metrics nobody scrapes)."""
+
+    earliest: int | None  # the earliest retry time scheduled
+    tally: dict[str, int]  # final results by verdict
+    retried: int
+    resumed: bool
+    stalled: bool
+    reason: str
+
+
 def store(
     services: Services, run: Run, chunk: list[records.PendingRecord], outcomes: list[Outcome]
 ) -> int | None:
+    """One chunk's outcomes in one transaction (:func:`write`), logged and counted here.
+    Returns the earliest retry time scheduled, if any."""
+    return _note(services, run.batch, write(services, run, chunk, outcomes))
+
+
+def _note(services: Services, batch: Batch, written: Written | None) -> int | None:
+    if written is None:
+        return None
+    if written.resumed:
+        log.info("verification of %s resumed: results are being decided again", batch.uuid)
+    if written.stalled:
+        _log_stall(services, batch.uuid, written.reason, written.earliest or time.time())
+    for verdict, count in written.tally.items():
+        metrics.RECORDS_VERIFIED.labels(batch.record_type, verdict).inc(count)
+    if written.retried:
+        metrics.RECORDS_RETRIED.labels(batch.record_type).inc(written.retried)
+    return written.earliest
+
+
+def write(
+    services: Services, run: Run, chunk: list[records.PendingRecord], outcomes: list[Outcome]
+) -> Written:
     """One chunk's outcomes in one transaction: final results, retry times and the progress
-    counter. Returns the earliest retry time scheduled, if any. (The caches are fed once, when
-    the batch ends: :func:`feed_caches`.)"""
+    counter. (The caches are fed once, when the batch ends: :func:`feed_caches`.)"""
     if len(outcomes) != len(chunk):
         raise RuntimeError("engine returned a different number of outcomes than items")
     now = int(time.time())
@@ -162,6 +202,7 @@ def store(
         tally[verdict] += 1
     batch = run.batch
     resumed = stalled = False
+    reason = ""
     earliest = min((at for _rid, at, _n in retries), default=None)
     with _chunk_writer(services), services.store.write() as session:
         written = records.write_results(session, finals)
@@ -177,15 +218,7 @@ def store(
                 stalled = batch_rows.mark_stalled(
                     session, batch.pk, earliest, reason=reason, if_verified=batch.verified
                 )
-    if resumed:
-        log.info("verification of %s resumed: results are being decided again", batch.uuid)
-    if stalled:
-        _log_stall(services, batch.uuid, reason, earliest or now)
-    for verdict, count in tally.items():
-        metrics.RECORDS_VERIFIED.labels(batch.record_type, verdict).inc(count)
-    if retries:
-        metrics.RECORDS_RETRIED.labels(batch.record_type).inc(len(retries))
-    return earliest
+    return Written(earliest, dict(tally), len(retries), resumed, stalled, reason)
 
 
 # On SQLite the chunks of this process write one at a time behind a Python lock: SQLite has

@@ -149,7 +149,9 @@ def serve(services: Services, options: ServeOptions) -> None:
     }
     if options.workers == 1:
         from ..app import create_app
+        from ..composition import with_job_process
 
+        with_job_process(services)
         if not services.queue.distributed:
             sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
