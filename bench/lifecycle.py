@@ -4,6 +4,7 @@
     .venv/bin/python bench/lifecycle.py --rows 1000000 --load     # + wrk on the status endpoint
     .venv/bin/python bench/lifecycle.py --rows 1000000 --load-only  # the wrk run alone
     .venv/bin/python bench/lifecycle.py --lab 100000              # real engine, loopback SMTP lab
+    .venv/bin/python bench/lifecycle.py --rows 1000000 --load-only --no-job-process  # as before
 
 Phases: upload (POST /v1/batch), parse (to ``ready_for_verification``), launch, verify (to
 ``verification_done``), export JSON, export XLSX; for each the seconds, rows/s and the peak
@@ -320,13 +321,20 @@ def main() -> None:
     parser.add_argument(
         "--parallel-chunks", type=int, default=0, help="APEXVERIFY_VERIFY_PARALLEL_CHUNKS"
     )
+    parser.add_argument(
+        "--no-job-process",
+        action="store_true",
+        help="APEXVERIFY_JOB_PROCESS=false: jobs on the server's threads (the old way)",
+    )
     args = parser.parse_args()
     tuning = {}
+    if args.no_job_process:
+        tuning["APEXVERIFY_JOB_PROCESS"] = "false"
     if args.chunk_size:
         tuning["APEXVERIFY_VERIFY_CHUNK_SIZE"] = str(args.chunk_size)
     if args.parallel_chunks:
         tuning["APEXVERIFY_VERIFY_PARALLEL_CHUNKS"] = str(args.parallel_chunks)
-    report: dict[str, Any] = {"machine": machine()}
+    report: dict[str, Any] = {"machine": machine(), "settings": tuning}
     with tempfile.TemporaryDirectory(prefix="apexverify-lifecycle-") as tmp:
         work = Path(tmp)
         if not args.skip_lifecycle:

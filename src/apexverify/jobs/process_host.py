@@ -2,11 +2,10 @@
 
 The embedded server runs its jobs in its own process, and a CPU-heavy body there holds the
 GIL its event loop needs: a parse's dedupe and row binding, the unpickling of its classified
-blocks, a sandbox chunk's claim, decisions and write. Under a 1M parse plus a verification the
-job threads held the GIL more than half the time and the status endpoint's p99 rose from 5 ms
-to 130-180 ms (``docs/benchmarks.md``, "The status endpoint under load"). Threads at a lower
-priority made it worse at the tail: a descheduled low-priority thread that holds the GIL keeps
-the event loop waiting (priority inversion).
+blocks, a sandbox chunk's claim, decisions and write. Under a 1M parse plus a 1M sandbox
+verification the job threads held the GIL more than half the time (py-spy ``--gil``) and the
+status endpoint's p99 rose from 5 ms to 50-185 ms (``docs/benchmarks.md``, "The status
+endpoint under load").
 
 A :class:`ProcessHost` runs such a body in one long-lived child process instead (forkserver,
 like the parse workers; at a lower priority, which only matters for the cores now). The child
