@@ -257,6 +257,18 @@ def load_run(server: LiveServer, key: str, path: Path, status_uuid: str, seconds
     return report
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU of ``process`` and its children (living ones)."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def lab_run(rows: int, work: Path, tuning: dict[str, str]) -> dict[str, Any]:
     """The real email engine through the server against the loopback SMTP lab, and one
     ``verify_many`` call on the same list in this process, in the same run."""
@@ -286,14 +298,22 @@ def lab_run(rows: int, work: Path, tuning: dict[str, str]) -> dict[str, Any]:
         client = httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=3600)
         batch_uuid = upload(client, path, "lab")
         wait_for(client, batch_uuid, "ready_for_verification")
+        assert server.process is not None
+        server_cpu = _cpu_seconds(psutil.Process(server.process.pid))
+        lab_cpu = _cpu_seconds(psutil.Process(lab.pid))
         start = time.perf_counter()
         client.post(f"/v1/batch/{batch_uuid}")
         done = wait_for(client, batch_uuid, "verification_done")
         runner = time.perf_counter() - start
+        server_cpu = _cpu_seconds(psutil.Process(server.process.pid)) - server_cpu
+        lab_cpu_runner = _cpu_seconds(psutil.Process(lab.pid)) - lab_cpu
     finally:
         server.stop()
     settings = email_smtp.engine_settings(nameserver, port, args)
+    own_cpu, lab_cpu = _cpu_seconds(psutil.Process()), _cpu_seconds(psutil.Process(lab.pid))
     whole, _verdicts, _engine = asyncio.run(email_smtp.run_engine(addresses, settings, rows))
+    own_cpu = _cpu_seconds(psutil.Process()) - own_cpu
+    lab_cpu = _cpu_seconds(psutil.Process(lab.pid)) - lab_cpu
     parent.send("stop")
     lab.join(10)
     return {
@@ -303,6 +323,14 @@ def lab_run(rows: int, work: Path, tuning: dict[str, str]) -> dict[str, Any]:
         "one_call_seconds": round(whole, 2),
         "one_call_rows_per_s": round(rows / whole),
         "runner_share_of_one_call": round(whole / runner, 3),
+        # CPU per address (user + system, ms): the server with its job process and parse
+        # workers against this process's one call; and the lab's in each.
+        "runner_cpu_ms_per_address": round(server_cpu * 1000 / rows, 3),
+        "one_call_cpu_ms_per_address": round(own_cpu * 1000 / rows, 3),
+        "lab_cpu_ms_per_address": [
+            round(lab_cpu_runner * 1000 / rows, 3),
+            round(lab_cpu * 1000 / rows, 3),
+        ],
         "stats": done["stats"],
     }
 

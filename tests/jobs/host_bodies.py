@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from dataclasses import dataclass, field
 
 from apexverify.jobs.base import Job, JobQueue
@@ -64,3 +65,16 @@ def ask_active(context: Context) -> bool:
 
 def die(context: Context) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+_PARTNER = threading.Event()
+
+
+def wait_for_partner(context: Context) -> bool:
+    """True once ``set_partner`` ran in this process while this body was still running."""
+    return _PARTNER.wait(30)
+
+
+def set_partner(context: Context) -> str:
+    _PARTNER.set()
+    return "set"

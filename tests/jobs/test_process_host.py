@@ -4,6 +4,7 @@ replaced; ``stop`` ends it. Real processes (forkserver), no clock."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
@@ -106,3 +107,12 @@ async def test_stop_ends_the_process(host: ProcessHost[host_bodies.Context]) -> 
     pid = int((await host.run(host_bodies.where, "x"))["pid"])
     host.stop()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_bodies_run_side_by_side_in_the_host(
+    host: ProcessHost[host_bodies.Context],
+) -> None:
+    """A long body (a parse) does not hold back the next (a verification's chunk)."""
+    waited = asyncio.ensure_future(host.run(host_bodies.wait_for_partner))
+    assert await host.run(host_bodies.set_partner) == "set"
+    assert await waited is True

@@ -7,32 +7,36 @@ verification the job threads held the GIL more than half the time (py-spy ``--gi
 status endpoint's p99 rose from 5 ms to 50-185 ms (``docs/benchmarks.md``, "The status
 endpoint under load").
 
-A :class:`ProcessHost` runs such a body in one long-lived child process instead (forkserver,
-like the parse workers; at a lower priority, which only matters for the cores now). The child
+A :class:`ProcessHost` runs such bodies in one long-lived child process instead (forkserver,
+like the parse workers; at a lower priority, which now only matters for the cores). The child
 builds its own context once (``factory``: the services, with a database engine of its own)
-and runs ``fn(context, *args)``; arguments and result cross by pickle, so they are IDs and
-small values. What the body defers through its context's queue (a webhook delivery after a
-parse published) is recorded there and submitted to this process's queue when the body
-returns: after the transaction that deferred it committed, as ``JobQueue.submit_with`` does
-in this process.
+and runs each ``fn(context, *args)`` on one of its threads, so a long parse and a
+verification's chunks progress side by side there as they did on the server's threads.
+Arguments and results cross a pipe by pickle, so they are IDs and small values. What a body
+defers through its context's queue (a webhook delivery after a parse published) is recorded
+there and submitted to this process's queue when the body returns: after the transaction
+that deferred it committed, as ``JobQueue.submit_with`` does in this process.
 
-One body runs at a time per host. A host whose process died (killed, out of memory) raises
-:class:`HostLost` for the bodies in flight and starts a new process for the next one.
+A host whose process died (killed, out of memory) raises :class:`HostLost` for the bodies in
+flight and starts a new process for the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import pickle
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_context, util
+from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
 from .base import Job, JobQueue, Periodic
@@ -43,21 +47,35 @@ log = logging.getLogger(__name__)
 
 C = TypeVar("C")
 
-# The child's context and the jobs its current body deferred (module state: one per process).
-_CONTEXT: Any = None
-_RELEASE: Callable[[Any], None] | None = None
-_DEFERRED: list[Job] = []
+# Bodies running at once in a host (a parse or two beside a chunk; they share its GIL).
+HOST_THREADS = 4
 
 
 class HostLost(RuntimeError):
     """The host process died while running a body (the body may have run partly)."""
 
 
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+    deferred: list[Job] = field(default_factory=list)
+
+
+# -- the host process ---------------------------------------------------------------------------
+
+# The jobs the body running on this thread deferred.
+_BODY = threading.local()
+
+
 class RecordingQueue(JobQueue):
     """The queue of a host process: jobs are recorded and handed to the server's queue."""
 
     def submit(self, job: Job) -> bool:
-        _DEFERRED.append(job)
+        deferred: list[Job] | None = getattr(_BODY, "deferred", None)
+        if deferred is None:
+            raise RuntimeError("a job host defers jobs only from a body")
+        deferred.append(job)
         return True
 
     def active(self, task: str | None = None, **match: str) -> bool:
@@ -70,66 +88,17 @@ class RecordingQueue(JobQueue):
         return None
 
 
-@dataclass
-class _Outcome:
-    result: Any = None
-    error: BaseException | None = None
-    deferred: list[Job] = field(default_factory=list)
-
-
-def _start(
-    server_pid: int, factory: Callable[[JobQueue], Any], release: Callable[[Any], None] | None
-) -> None:
-    """Host initializer: follow the server out, give way to it, build the context."""
-    global _CONTEXT, _RELEASE
-    _RELEASE = release
-    exit_with(server_pid)
-    if sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, JOB_NICENESS)
-        except OSError as exc:  # a sandbox that forbids it: the host keeps the server's
-            log.debug("job host keeps the server's priority (%s)", exc)
-    _CONTEXT = factory(RecordingQueue())
-
-
-def _ready() -> int:
-    return os.getpid()
-
-
-def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> _Outcome:
-    """Runs in the host: the body, and what it deferred even when it failed afterwards."""
-    _DEFERRED.clear()
+def _call(context: Any, payload: bytes) -> _Outcome:
+    """One body, and what it deferred even when it failed afterwards."""
+    deferred: list[Job] = []
+    _BODY.deferred = deferred
     try:
-        return _Outcome(result=fn(_CONTEXT, *args), deferred=list(_DEFERRED))
+        fn, args = pickle.loads(payload)
+        return _Outcome(result=fn(context, *args), deferred=deferred)
     except Exception as exc:
-        return _Outcome(error=_picklable(exc), deferred=list(_DEFERRED))
+        return _Outcome(error=_picklable(exc), deferred=deferred)
     finally:
-        _DEFERRED.clear()
-        _give_back_memory()
-
-
-def _give_back_memory() -> None:
-    """Between bodies, let go of what the last one cached (``release``: the context's
-    database connections and their page caches) and return the freed heap to the system:
-    the host otherwise held on to about 100 MB after a 1M parse, counted in the server's
-    memory until the next one."""
-    if _RELEASE is not None:
-        _RELEASE(_CONTEXT)
-    if _TRIM is not None:
-        _TRIM(0)
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-        return trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_TRIM = _malloc_trim()
+        _BODY.deferred = None
 
 
 def _picklable(exc: Exception) -> Exception:
@@ -142,12 +111,190 @@ def _picklable(exc: Exception) -> Exception:
     return exc
 
 
+class _Host:
+    """The child's side: read calls from the pipe, run each on a thread, answer each."""
+
+    def __init__(self, conn: Connection, context: Any, release: Callable[[Any], None] | None):
+        self.conn = conn
+        self.context = context
+        self.release = release
+        self.send_lock = threading.Lock()
+        self.guard = threading.Lock()
+        self.running = 0
+
+    def serve(self, threads: int) -> None:
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="job-host")
+        self._send(("ready", os.getpid()))
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):  # the server closed its end, or is gone
+                break
+            if message is None:
+                break
+            with self.guard:
+                self.running += 1
+            pool.submit(self._one, *message)
+        # Bodies in flight are abandoned: they are idempotent, and the sweep redoes them.
+        os._exit(0)
+
+    def _one(self, call_id: int, payload: bytes) -> None:
+        outcome = _call(self.context, payload)
+        with self.guard:
+            self.running -= 1
+            idle = self.running == 0
+        if idle:  # before answering: the caller's next body finds the memory given back
+            self._give_back_memory()
+        try:
+            self._send((call_id, outcome))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            failed = _Outcome(error=RuntimeError(f"its result cannot be sent back: {exc}"))
+            failed.deferred = outcome.deferred
+            self._send((call_id, failed))
+        except OSError:  # the server is gone
+            return
+
+    def _send(self, message: object) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def _give_back_memory(self) -> None:
+        """Once no body runs, let go of what the last ones cached (``release``: the
+        context's database connections and their page caches) and return the freed heap to
+        the system: the host otherwise held on to about 100 MB after a 1M parse, counted in
+        the server's memory until the next one."""
+        if self.release is not None:
+            self.release(self.context)
+        if _TRIM is not None:
+            _TRIM(0)
+
+
+def _host_main(
+    conn: Connection,
+    server_pid: int,
+    factory: Callable[[JobQueue], Any],
+    release: Callable[[Any], None] | None,
+    threads: int,
+) -> None:
+    """The host process: follow the server out, give way to it, build the context, serve."""
+    exit_with(server_pid)
+    if sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, JOB_NICENESS)
+        except OSError as exc:  # a sandbox that forbids it: the host keeps the server's
+            log.debug("job host keeps the server's priority (%s)", exc)
+    _Host(conn, factory(RecordingQueue()), release).serve(threads)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+# -- the server's side --------------------------------------------------------------------------
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[_Outcome]"]
+
+
+class _Link:
+    """One host process and the pipe to it; a reader thread settles the callers' futures."""
+
+    def __init__(self, name: str, target_args: tuple[Any, ...]) -> None:
+        context = get_context("forkserver")
+        self.conn, child_end = context.Pipe()
+        self.process = context.Process(
+            target=_host_main, args=(child_end, *target_args), name=f"apexverify-{name}"
+        )
+        self.process.start()
+        child_end.close()
+        self.lock = threading.Lock()
+        self.waiting: dict[int, _Waiter] = {}
+        self.ids = itertools.count()
+        self.broken = False
+        self.ready = threading.Event()
+        self.pid = 0
+        self.reader = threading.Thread(target=self._read, name=f"{name}-host-reader", daemon=True)
+        self.reader.start()
+        # At interpreter exit multiprocessing joins the children that are not daemons (this
+        # one cannot be: it starts the parse workers); end it first, or the join waits.
+        util.Finalize(self, self.close, exitpriority=10)
+
+    def send(self, fn: Callable[..., Any], args: tuple[Any, ...], waiter: _Waiter) -> None:
+        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            if self.broken:
+                raise HostLost("the job process is gone")
+            call_id = next(self.ids)
+            self.waiting[call_id] = waiter
+            try:
+                self.conn.send((call_id, payload))
+            except OSError as exc:
+                del self.waiting[call_id]
+                self.broken = True
+                raise HostLost("the job process is gone") from exc
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.conn.recv()
+                if message[0] == "ready":
+                    self.pid = message[1]
+                    self.ready.set()
+                    continue
+                call_id, outcome = message
+                with self.lock:
+                    waiter = self.waiting.pop(call_id, None)
+                if waiter is not None:
+                    _settle(waiter, outcome)
+        except (EOFError, OSError):
+            pass
+        with self.lock:
+            self.broken = True
+            lost, self.waiting = list(self.waiting.values()), {}
+        self.ready.set()
+        for waiter in lost:
+            _settle(waiter, HostLost("the job process died"))
+
+    def close(self) -> None:
+        with self.lock:
+            self.broken = True
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(5)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        self.reader.join(5)
+
+
+def _settle(waiter: _Waiter, outcome: _Outcome | HostLost) -> None:
+    loop, future = waiter
+
+    def settle() -> None:
+        if future.done():  # the caller was cancelled
+            return
+        if isinstance(outcome, HostLost):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(settle)
+
+
 class ProcessHost(Generic[C]):
-    """One child process running job bodies ``fn(context, *args)`` one at a time.
+    """One child process running job bodies ``fn(context, *args)``, several at once.
 
     ``factory`` (module-level, picklable) builds the context in the child from the queue
     that records deferred jobs; ``queue`` is this process's queue, which receives them;
-    ``release`` (module-level) runs in the child after each body."""
+    ``release`` (module-level) runs in the child whenever no body is running."""
 
     def __init__(
         self,
@@ -155,37 +302,35 @@ class ProcessHost(Generic[C]):
         factory: Callable[[JobQueue], C],
         queue: JobQueue,
         release: Callable[[C], None] | None = None,
+        threads: int = HOST_THREADS,
     ) -> None:
         self.name = name
-        self._factory = factory
-        self._release = release
+        self._args = (os.getpid(), factory, release, threads)
         self._queue = queue
-        self._executor: ProcessPoolExecutor | None = None
+        self._guard = threading.Lock()
+        self._link: _Link | None = None
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                1,
-                mp_context=get_context("forkserver"),
-                initializer=_start,
-                initargs=(os.getpid(), self._factory, self._release),
-            )
-        return self._executor
+    def _current(self) -> _Link:
+        with self._guard:
+            if self._link is None or self._link.broken:
+                if self._link is not None:
+                    self._link.close()
+                self._link = _Link(self.name, (*self._args,))
+            return self._link
 
     def warm(self) -> int:
-        """Start the process ahead of the first body (its imports take a second); its pid."""
-        return self._pool().submit(_ready).result()
+        """Start the process ahead of the first body (its imports take a second); its pid,
+        once it is ready (0 if it died starting)."""
+        link = self._current()
+        link.ready.wait(120)
+        return link.pid
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(context, *args)`` in the host; its result, or its exception raised here."""
-        pool = self._pool()
-        try:
-            outcome: _Outcome = await asyncio.wrap_future(pool.submit(_call, fn, args))
-        except BrokenProcessPool as exc:
-            if self._executor is pool:
-                self._executor = None  # the next body starts a new process
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise HostLost(f"the {self.name} job process died") from exc
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Outcome] = loop.create_future()
+        self._current().send(fn, args, (loop, future))
+        outcome = await future
         for job in outcome.deferred:
             self._queue.submit(job)
         if outcome.error is not None:
@@ -193,14 +338,9 @@ class ProcessHost(Generic[C]):
         return outcome.result
 
     def stop(self) -> None:
-        """End the process now: a body in flight is abandoned (bodies are idempotent and
+        """End the process now: bodies in flight are abandoned (they are idempotent, and
         the batches sweep redoes unfinished work at the next start)."""
-        pool, self._executor = self._executor, None
-        if pool is None:
-            return
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(5)
+        with self._guard:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
