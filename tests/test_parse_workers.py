@@ -7,6 +7,7 @@ and the job process starts the parse workers."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psutil
@@ -55,3 +56,29 @@ def test_without_the_job_process_the_server_starts_the_parse_workers(make_server
     assert len(workers) == 2
     for worker in workers:
         assert "pydantic_core" not in _maps(worker.pid), worker.cmdline()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_after_a_kill_9_of_the_server_its_job_process_and_workers_end(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(APEXVERIFY_PARSE_WORKERS="2")
+    assert server.process is not None
+    api = Api(server.base_url, server.create_account()[0])
+    api.ready("\n".join(f"user{i}@example{i % 97}.com" for i in range(60_000)))
+    # The job process, its parse workers, and the two forkservers that started them.
+    family = [p.pid for p in psutil.Process(server.process.pid).children(recursive=True)]
+    hosts = _forked(server.process.pid)
+    assert len(hosts) == 1
+    assert len(_forked(hosts[0].pid)) == 2
+    server.process.kill()
+    server.process.wait(10)
+    deadline = time.monotonic() + 15  # a bound on the wait, not a figure under test
+    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in family if _alive(pid)], f"still running: {family}"

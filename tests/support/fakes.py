@@ -51,9 +51,12 @@ class RecordingQueue(JobQueue):
         return ran
 
     async def run_due(self, limit: int = 10_000) -> list[Job]:
-        """Like ``run_all``, but only jobs due by the real clock: a delayed job waits."""
+        """Like ``run_all``, but only jobs due by the real clock when the pass starts: a
+        delayed job waits for the next pass, even when this one outlasts its delay (a slow
+        machine would otherwise run a 1 s retry in the pass that deferred it)."""
         ran: list[Job] = []
-        while due := [j for j in self.pending if j.run_at is None or j.run_at <= time.time()]:
+        cutoff = time.time()
+        while due := [j for j in self.pending if j.run_at is None or j.run_at <= cutoff]:
             assert len(ran) < limit, "jobs keep deferring jobs"
             job = max(due, key=lambda j: j.priority)
             self.pending.remove(job)
