@@ -11,6 +11,7 @@ batch. Tests hand in fakes of the same interfaces (a recording queue, a scripted
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -65,7 +66,9 @@ def with_job_process(services: Services) -> None:
     run in ``apexverify worker`` processes anyway."""
     if services.queue.distributed or not services.settings.job_process:
         return
-    factory = partial(_hosted_services, services.settings, services.secret, services.retry)
+    # The level this process logs at (``serve --log-level`` may have changed the setting's).
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    factory = partial(_hosted_services, services.settings, services.secret, services.retry, level)
     services.host = ProcessHost("job", factory, services.queue, _release_hosted)
 
 
@@ -80,12 +83,12 @@ class _NoEngines:
 
 
 def _hosted_services(
-    settings: Settings, secret: bytes, retry: RetryPolicy, queue: JobQueue
+    settings: Settings, secret: bytes, retry: RetryPolicy, log_level: str, queue: JobQueue
 ) -> Services:
     """The services of a job process (``ProcessHost`` calls this once in it): its own
     database engine and storage over the server's settings; its queue records what the
     bodies defer for the server to enqueue."""
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(log_level, settings.log_format)
     warm_pool(settings.parse_workers)  # its parse workers, ahead of the first large upload
     return Services(
         settings=settings,
@@ -99,8 +102,8 @@ def _hosted_services(
 
 
 def _release_hosted(services: Services) -> None:
-    """After each body in the job process: close its idle database connections, and with
-    them their page caches (16 MiB each once a big parse went through)."""
+    """In the job process, whenever no body runs: close its idle database connections, and
+    with them their page caches (16 MiB each once a big parse went through)."""
     services.store.engine.dispose()
 
 

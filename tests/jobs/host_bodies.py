@@ -78,3 +78,11 @@ def wait_for_partner(context: Context) -> bool:
 def set_partner(context: Context) -> str:
     _PARTNER.set()
     return "set"
+
+
+def exit_the_body(context: Context) -> None:
+    raise SystemExit(3)
+
+
+def unpicklable_result(context: Context) -> object:
+    return threading.Lock()

@@ -116,3 +116,15 @@ async def test_bodies_run_side_by_side_in_the_host(
     waited = asyncio.ensure_future(host.run(host_bodies.wait_for_partner))
     assert await host.run(host_bodies.set_partner) == "set"
     assert await waited is True
+
+
+async def test_every_body_gets_an_answer_and_the_host_goes_on(
+    host: ProcessHost[host_bodies.Context],
+) -> None:
+    """A body that exits, or returns what cannot cross, still answers its caller."""
+    with pytest.raises(RuntimeError, match="ended with SystemExit"):
+        await host.run(host_bodies.exit_the_body)
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        await host.run(host_bodies.unpicklable_result)
+    after = await host.run(host_bodies.where, "after")
+    assert after["bodies"] == 1  # the same process: where ran once in it

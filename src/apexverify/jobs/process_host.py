@@ -139,20 +139,27 @@ class _Host:
         os._exit(0)
 
     def _one(self, call_id: int, payload: bytes) -> None:
-        outcome = _call(self.context, payload)
+        """Run one body and always answer: the caller waits for exactly this answer."""
+        try:
+            outcome = _call(self.context, payload)
+        except BaseException as exc:  # a body that called sys.exit(): still an answer
+            outcome = _Outcome(error=RuntimeError(f"the body ended with {exc!r}"))
         with self.guard:
             self.running -= 1
             idle = self.running == 0
         if idle:  # before answering: the caller's next body finds the memory given back
-            self._give_back_memory()
+            try:
+                self._give_back_memory()
+            except Exception:
+                log.exception("the job process could not release its caches")
         try:
-            self._send((call_id, outcome))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable result
             failed = _Outcome(error=RuntimeError(f"its result cannot be sent back: {exc}"))
             failed.deferred = outcome.deferred
-            self._send((call_id, failed))
-        except OSError:  # the server is gone
-            return
+            data = pickle.dumps(failed, protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(OSError):  # the server is gone
+            self._send((call_id, data))
 
     def _send(self, message: object) -> None:
         with self.send_lock:
@@ -249,11 +256,11 @@ class _Link:
                     self.pid = message[1]
                     self.ready.set()
                     continue
-                call_id, outcome = message
+                call_id, data = message
                 with self.lock:
                     waiter = self.waiting.pop(call_id, None)
                 if waiter is not None:
-                    _settle(waiter, outcome)
+                    _settle(waiter, _unpickled(data))
         except (EOFError, OSError):
             pass
         with self.lock:
@@ -272,6 +279,17 @@ class _Link:
         with contextlib.suppress(OSError):
             self.conn.close()
         self.reader.join(5)
+
+
+def _unpickled(data: bytes) -> _Outcome:
+    """An answer read here: a result or an exception this process cannot rebuild (a class
+    it does not have) becomes the body's error instead of ending the reader."""
+    try:
+        outcome = pickle.loads(data)
+    except Exception as exc:
+        return _Outcome(error=RuntimeError(f"the job process's answer cannot be read: {exc!r}"))
+    assert isinstance(outcome, _Outcome)
+    return outcome
 
 
 def _settle(waiter: _Waiter, outcome: _Outcome | HostLost) -> None:
