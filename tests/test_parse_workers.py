@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from tests.api.helpers import Api
+from tests.support.processes import alive
 
 
 def _maps(pid: int) -> str:
@@ -58,14 +59,6 @@ def test_without_the_job_process_the_server_starts_the_parse_workers(make_server
         assert "pydantic_core" not in _maps(worker.pid), worker.cmdline()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_after_a_kill_9_of_the_server_its_job_process_and_workers_end(make_server) -> None:  # type: ignore[no-untyped-def]
     server = make_server(APEXVERIFY_PARSE_WORKERS="2")
     assert server.process is not None
@@ -79,6 +72,6 @@ def test_after_a_kill_9_of_the_server_its_job_process_and_workers_end(make_serve
     server.process.kill()
     server.process.wait(10)
     deadline = time.monotonic() + 15  # a bound on the wait, not a figure under test
-    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in family) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in family if _alive(pid)], f"still running: {family}"
+    assert not [pid for pid in family if alive(pid)], f"still running: {family}"

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.support.processes import alive
+
 SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
@@ -24,14 +26,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_workers_and_forkserver_end_after_the_server_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "server.py"
     script.write_text(SCRIPT)
@@ -42,6 +36,6 @@ def test_workers_and_forkserver_end_after_the_server_is_killed(tmp_path: Path) -
     pids = [int(pid) for pid in done.stdout.split()]
     assert len(pids) >= 2  # at least one worker and the forkserver
     deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in pids if _alive(pid)], f"still running: {pids}"
+    assert not [pid for pid in pids if alive(pid)], f"still running: {pids}"
