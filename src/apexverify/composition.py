@@ -68,8 +68,8 @@ def with_job_process(services: Services) -> None:
         return
     # The level this process logs at (``serve --log-level`` may have changed the setting's).
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    factory = partial(_hosted_services, services.settings, services.secret, services.retry, level)
-    services.host = ProcessHost("job", factory, services.queue, _release_hosted)
+    factory = partial(hosted_services, services.settings, services.secret, services.retry, level)
+    services.host = ProcessHost("job", factory, services.queue, release_hosted)
 
 
 class _NoEngines:
@@ -82,7 +82,7 @@ class _NoEngines:
         return None
 
 
-def _hosted_services(
+def hosted_services(
     settings: Settings, secret: bytes, retry: RetryPolicy, log_level: str, queue: JobQueue
 ) -> Services:
     """The services of a job process (``ProcessHost`` calls this once in it): its own
@@ -101,7 +101,7 @@ def _hosted_services(
     )
 
 
-def _release_hosted(services: Services) -> None:
+def release_hosted(services: Services) -> None:
     """In the job process, whenever no body runs: close its idle database connections, and
     with them their page caches (16 MiB each once a big parse went through)."""
     services.store.engine.dispose()

@@ -6,17 +6,23 @@ webhook receiver on loopback."""
 
 from __future__ import annotations
 
+import os
+import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
+from apexverify import composition
 from apexverify.batches import verification
+from apexverify.batches.context import Services
 from apexverify.batches.repository import row_load
 from apexverify.batches.retry import parse_failure_may_pass
 from apexverify.composition import with_job_process
-from apexverify.jobs.process_host import HostLost
+from apexverify.jobs.base import JobQueue
+from apexverify.jobs.process_host import HostLost, ProcessHost
 from apexverify.verify.sandbox import SandboxVerifier
 from tests.support.fakes import FakeEngines
 from tests.support.fast import Lab, open_lab
@@ -98,8 +104,56 @@ async def test_a_parse_and_sandbox_chunks_run_in_the_job_process_with_the_same_r
     assert len(exported) == 301  # 300 distinct addresses (the wrong row is removed), statistics
 
 
-def test_a_parse_whose_job_process_died_is_tried_again() -> None:
+class _DiesOnce:
+    """Uploads whose first read kills the job process (as the OOM killer would)."""
+
+    def __init__(self, inner: Any, marker: Path) -> None:
+        self._inner, self._marker = inner, marker
+
+    def local_path(self, name: str) -> Path:
+        if not self._marker.exists():
+            self._marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return Path(self._inner.local_path(name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def dying_services(
+    settings: Any, secret: bytes, retry: Any, marker: str, queue: JobQueue
+) -> Services:
+    """The job process's services, with uploads that kill it once (module level: the job
+    process imports it by name)."""
+    services = composition.hosted_services(settings, secret, retry, "INFO", queue)
+    services.storage = _DiesOnce(services.storage, Path(marker))
+    return services
+
+
+async def test_a_parse_whose_job_process_died_is_done_again_in_a_new_one(tmp_path: Path) -> None:
     assert parse_failure_may_pass(HostLost("the job process died"))
+    marker = tmp_path / "died"
+    async with _lab(tmp_path / "lab") as lab:
+        services = lab.services
+        factory = partial(
+            dying_services, services.settings, services.secret, services.retry, str(marker)
+        )
+        host = ProcessHost("job", factory, lab.queue, composition.release_hosted)
+        services.host = host
+        try:
+            first = host.warm()
+            _account, key = lab.account(sandbox=True, email=10_000)
+            batch_uuid = await lab.upload(key, CONTENT)  # the retry runs in the same pass
+            status = (await lab.get(key, f"/v1/batch/{batch_uuid}")).json()
+            second = host.warm()
+        finally:
+            host.stop()
+    assert marker.exists()  # the first attempt's process died
+    assert second != first
+    assert status["status"] == "ready_for_verification", status
+    assert status["found_content"] == {"valid_email": 300, "wrong_email": 1, "duplicate_email": 2}
+    parses = [j for j in lab.queue.history if j.task == "parse_batch"]
+    assert [j.args["attempt"] for j in parses] == [1, 2]
 
 
 def test_without_the_setting_the_server_keeps_its_jobs(tmp_path: Path) -> None:
