@@ -193,12 +193,9 @@ def sheet_rows(path: str, sheet: list[str] | None = None) -> Iterator[list[str]]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ParseError(f"The workbook is a damaged zip archive ({exc}).") from None
     with archive:
-        try:
-            stream = archive.open("content.xml")
-        except KeyError:
-            raise ParseError("The ODS workbook has no content.xml.") from None
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as exc:
-            raise ParseError(f"The workbook's {PART} cannot be opened ({exc}).") from None
+        stream = xml_stream.open_part(archive, "content.xml", PART)
+        if stream is None:
+            raise ParseError("The ODS workbook has no content.xml.")
         with stream:
             for cells, count in _rows(stream, sheet):
                 for _ in range(count):

@@ -50,20 +50,28 @@ def _local(name: str) -> str:
     return name.rsplit(" ", 1)[-1]
 
 
-def _open(archive: zipfile.ZipFile, name: str) -> IO[bytes] | None:
-    try:
-        return archive.open(name)
-    except KeyError:
-        return None
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as exc:
-        raise ParseError(f"The workbook's {name} cannot be opened ({exc}).") from None
+def _place(row: list[str], column: int, text: str, part: str, number: int, max_chars: int) -> None:
+    """One cell's text into ``row`` at ``column`` (the blank cells before it filled in), for
+    both sheet parsers: checked against ``max_chars``, NULs dropped."""
+    if len(text) > max_chars:
+        raise xml_stream.too_long(part, f"in row {number}")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    size = len(row)
+    if column == size:
+        row.append(text)
+    elif column > size:
+        row.extend([""] * (column - size))
+        row.append(text)
+    else:
+        row[column] = text
 
 
 def _parse_small(
     archive: zipfile.ZipFile, name: str, start: Callable[[str, dict[str, str]], None]
 ) -> bool:
     """Parse a small part with namespaces; ``False`` when it is absent."""
-    stream = _open(archive, name)
+    stream = xml_stream.open_part(archive, name)
     if stream is None:
         return False
     with stream:
@@ -185,11 +193,11 @@ def sheet_rows(path: str, sheet: list[str] | None = None) -> Iterator[list[str]]
         strings = SharedStrings()
         stack.callback(strings.close)
         if book.strings_part is not None:
-            stream = _open(archive, book.strings_part)
+            stream = xml_stream.open_part(archive, book.strings_part)
             if stream is not None:
                 with stream:
                     strings.load(stream)
-        stream = _open(archive, book.sheet_part)
+        stream = xml_stream.open_part(archive, book.sheet_part)
         if stream is None:
             raise ParseError(f"The workbook's sheet {book.sheet_part} is missing.")
         stack.enter_context(stream)
@@ -344,18 +352,7 @@ def _callback_rows(
             text = convert(cell_type, style, value, inline)
             if not text or row is None:
                 return
-            if len(text) > max_chars:
-                raise xml_stream.too_long(part, f"in row {number}")
-            if "\x00" in text:
-                text = text.replace("\x00", "")
-            size = len(row)
-            if column == size:
-                row.append(text)
-            elif column > size:
-                row.extend([""] * (column - size))
-                row.append(text)
-            else:
-                row[column] = text
+            _place(row, column, text, part, number, max_chars)
         elif name == T:
             if parts:
                 parser.CharacterDataHandler = None
@@ -584,18 +581,7 @@ def _fast_segment(
                 cell = convert(cell_type, style, _xml_text(value) if value else value, inline)
                 if not cell:
                     continue
-            if len(cell) > max_chars:
-                raise xml_stream.too_long(part, f"in row {number}")
-            if "\x00" in cell:
-                cell = cell.replace("\x00", "")
-            size = len(row)
-            if column == size:
-                row.append(cell)
-            elif column > size:
-                row.extend([""] * (column - size))
-                row.append(cell)
-            else:
-                row[column] = cell
+            _place(row, column, cell, part, number, max_chars)
         elif row_close is not None:
             if row is None:
                 return None

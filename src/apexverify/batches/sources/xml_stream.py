@@ -94,3 +94,15 @@ def too_long(part: str, where: str) -> ParseError:
     return ParseError(
         f"The workbook's {part} has a cell {where} longer than {MAX_CELL_CHARS} characters."
     )
+
+
+def open_part(archive: zipfile.ZipFile, name: str, label: str | None = None) -> IO[bytes] | None:
+    """One part of a workbook's archive, or None when it has none by that name; a part that
+    cannot be opened (damaged, an unknown compression, encrypted) is a ``ParseError`` naming
+    it (``label``, else its name)."""
+    try:
+        return archive.open(name)
+    except KeyError:
+        return None
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise ParseError(f"The workbook's {label or name} cannot be opened ({exc}).") from None
